@@ -1,0 +1,433 @@
+"""Kernels on feature vectors.
+
+A kernel is a small frozen object whose hyperparameters are fields. Every Gram matrix of one
+estimate comes from one :class:`Pairwise` computation: the inner products ``a bᵀ`` and the squared
+distances derived from them (clamped at 0, with an exact 0 diagonal when ``a is b``). A sum of
+kernels evaluates each component on the same :class:`Pairwise`, so the distances are computed once.
+
+Radial kernels are written ``K(a, b) = κ(‖a − b‖²)``. In the notation of the SMMD paper,
+``K(a, b) = g(−‖a − b‖²)``, so ``g(0) = κ(0)`` and ``g'(0) = −κ'(0)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+from igm.registry import Registry
+
+__all__ = [
+    "Kernel",
+    "Pairwise",
+    "Gaussian",
+    "RBFMixture",
+    "RationalQuadratic",
+    "Linear",
+    "Distance",
+    "Polynomial",
+    "Sum",
+    "Scaled",
+    "registry",
+    "get",
+    "names",
+    "build",
+    "safe_sqrt",
+]
+
+
+def safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(x)`` for ``x ≥ 0`` whose gradient at 0 is 0 instead of inf/NaN."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
+class Pairwise:
+    """Lazily computed pairwise quantities between rows of ``a`` (n, d) and ``b`` (m, d).
+
+    ``b=None`` means ``a`` against itself: the squared-distance diagonal is then exactly 0.
+    """
+
+    def __init__(self, a: Tensor, b: Tensor | None = None):
+        if a.dim() != 2 or (b is not None and b.dim() != 2):
+            raise ValueError(
+                f"kernels take 2-D inputs (n, d); got shapes {tuple(a.shape)}"
+                f"{'' if b is None else ' and ' + str(tuple(b.shape))}"
+            )
+        if b is not None and a.shape[1] != b.shape[1]:
+            raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+        if b is not None and a.dtype != b.dtype:
+            raise ValueError(f"dtypes differ: {a.dtype} vs {b.dtype}")
+        self.a = a
+        self.b = a if b is None else b
+        self.symmetric = b is None
+
+    @property
+    def dim(self) -> int:
+        return self.a.shape[1]
+
+    @cached_property
+    def dot(self) -> Tensor:
+        return self.a @ self.b.T
+
+    @cached_property
+    def sqnorm_a(self) -> Tensor:
+        return (self.a * self.a).sum(1)
+
+    @cached_property
+    def sqnorm_b(self) -> Tensor:
+        return self.sqnorm_a if self.symmetric else (self.b * self.b).sum(1)
+
+    @cached_property
+    def sqdist(self) -> Tensor:
+        d = (self.sqnorm_a[:, None] + self.sqnorm_b[None, :] - 2.0 * self.dot).clamp_min(0.0)
+        if self.symmetric:
+            eye = torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
+            d = d.masked_fill(eye, 0.0)
+        return d
+
+    @cached_property
+    def dist(self) -> Tensor:
+        return safe_sqrt(self.sqdist)
+
+
+class Kernel:
+    """Base class. Subclasses implement :meth:`gram` and :meth:`diag`.
+
+    Optional capabilities, used by the gradient-regularised objectives:
+
+    - ``jacobian_weight``: the constant ``c`` with ``Σ_i ∂_i ∂_{i+D} k(x, x) = c ‖∇φ(x)‖_F²`` for
+      ``k = K∘φ`` (``2 g'(0)`` for radial kernels, 1 for the linear kernel); ``None`` when no such
+      constant exists (polynomial, distance).
+    - :meth:`derivatives`: ``K``, ``∂K/∂a_p`` and ``∂²K/∂a_p∂b_q``.
+    """
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        raise NotImplementedError
+
+    def diag(self, a: Tensor) -> Tensor:
+        """The true diagonal ``k(a_i, a_i)``, shape (n,)."""
+        raise NotImplementedError
+
+    @property
+    def jacobian_weight(self) -> float | None:
+        return None
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(K (n,m), dK (n,m,d) = ∂K/∂a_p, d2K (n,m,d,d) = ∂²K/∂a_p∂b_q)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide analytic derivatives")
+
+    def __call__(self, a: Tensor, b: Tensor | None = None) -> Tensor:
+        return self.gram(Pairwise(a, b))
+
+    # algebra -------------------------------------------------------------------------------
+    def __add__(self, other: Any) -> "Kernel":
+        if isinstance(other, (int, float)) and other == 0:
+            return self  # lets sum([k1, k2]) work
+        if not isinstance(other, Kernel):
+            return NotImplemented
+        left = self.parts if isinstance(self, Sum) else (self,)
+        right = other.parts if isinstance(other, Sum) else (other,)
+        return Sum(left + right)
+
+    __radd__ = __add__
+
+    def __mul__(self, weight: Any) -> "Kernel":
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            return NotImplemented
+        return Scaled(self, float(weight))
+
+    __rmul__ = __mul__
+
+
+# ----------------------------------------------------------------------------------------------
+# radial kernels
+
+
+class Radial(Kernel):
+    """``K(a, b) = κ(‖a − b‖²)``; subclasses give κ and its first two derivatives."""
+
+    def profile(self, r: Tensor, order: int = 0) -> Tensor:
+        raise NotImplementedError
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        return self.profile(pw.sqdist, 0)
+
+    def diag(self, a: Tensor) -> Tensor:
+        return torch.full((a.shape[0],), self.g0, dtype=a.dtype, device=a.device)
+
+    @property
+    def g0(self) -> float:
+        return float(self.profile(torch.zeros((), dtype=torch.float64), 0))
+
+    @property
+    def gprime0(self) -> float:
+        return -float(self.profile(torch.zeros((), dtype=torch.float64), 1))
+
+    @property
+    def jacobian_weight(self) -> float:
+        return 2.0 * self.gprime0
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        diff = a[:, None, :] - b[None, :, :]
+        r = Pairwise(a, b).sqdist
+        k0, k1, k2 = (self.profile(r, i) for i in range(3))
+        dk = 2.0 * k1[..., None] * diff
+        eye = torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
+        d2k = -4.0 * k2[..., None, None] * diff[..., :, None] * diff[..., None, :] - 2.0 * k1[..., None, None] * eye
+        return k0, dk, d2k
+
+
+def _positive_tuple(name: str, values: Iterable[float]) -> tuple[float, ...]:
+    if isinstance(values, (int, float)):
+        values = (values,)
+    out = tuple(float(v) for v in values)
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    if any(not math.isfinite(v) or v <= 0 for v in out):
+        raise ValueError(f"{name} must be positive and finite; got {out}")
+    return out
+
+
+@dataclass(frozen=True)
+class RBFMixture(Radial):
+    """``Σ_σ exp(−‖a − b‖² / (2σ²))``."""
+
+    sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigmas", _positive_tuple("sigmas", self.sigmas))
+
+    def profile(self, r: Tensor, order: int = 0) -> Tensor:
+        out = None
+        for s in self.sigmas:
+            gamma = 1.0 / (2.0 * s * s)
+            term = torch.exp(-gamma * r) * (-gamma) ** order
+            out = term if out is None else out + term
+        return out
+
+
+@dataclass(frozen=True)
+class Gaussian(RBFMixture):
+    """``exp(−‖a − b‖² / (2σ²))``. SMMD's default kernel (σ = 1)."""
+
+    sigma: float = 1.0
+    sigmas: tuple[float, ...] = field(init=False, repr=False, default=(1.0,))
+
+    def __post_init__(self) -> None:
+        (sigma,) = _positive_tuple("sigma", (self.sigma,))
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "sigmas", (sigma,))
+
+
+@dataclass(frozen=True)
+class RationalQuadratic(Radial):
+    """``Σ_α (1 + ‖a − b‖² / (2α))^(−α)``."""
+
+    alphas: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alphas", _positive_tuple("alphas", self.alphas))
+
+    def profile(self, r: Tensor, order: int = 0) -> Tensor:
+        out = None
+        for alpha in self.alphas:
+            base = 1.0 + r / (2.0 * alpha)
+            if order == 0:
+                term = base ** (-alpha)
+            elif order == 1:
+                term = -0.5 * base ** (-alpha - 1.0)
+            else:
+                term = (alpha + 1.0) / (4.0 * alpha) * base ** (-alpha - 2.0)
+            out = term if out is None else out + term
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# dot-product and distance kernels
+
+
+@dataclass(frozen=True)
+class Linear(Kernel):
+    """``aᵀ b``."""
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        return pw.dot
+
+    def diag(self, a: Tensor) -> Tensor:
+        return (a * a).sum(1)
+
+    @property
+    def jacobian_weight(self) -> float:
+        return 1.0
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        n, m, d = a.shape[0], b.shape[0], a.shape[1]
+        k = a @ b.T
+        dk = b[None, :, :].expand(n, m, d)
+        d2k = torch.eye(d, dtype=a.dtype, device=a.device).expand(n, m, d, d)
+        return k, dk, d2k
+
+
+@dataclass(frozen=True)
+class Polynomial(Kernel):
+    """``(γ aᵀb + c)^degree``; ``gamma=None`` means ``1/d`` (the KID kernel)."""
+
+    degree: int = 3
+    gamma: float | None = None
+    coef0: float = 1.0
+
+    def __post_init__(self) -> None:
+        if int(self.degree) != self.degree or self.degree < 1:
+            raise ValueError(f"degree must be a positive integer; got {self.degree}")
+        if self.gamma is not None and not self.gamma > 0:
+            raise ValueError(f"gamma must be positive or None; got {self.gamma}")
+
+    def _gamma(self, d: int) -> float:
+        return 1.0 / d if self.gamma is None else float(self.gamma)
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        return (self._gamma(pw.dim) * pw.dot + self.coef0) ** self.degree
+
+    def diag(self, a: Tensor) -> Tensor:
+        return (self._gamma(a.shape[1]) * (a * a).sum(1) + self.coef0) ** self.degree
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        g, p, d = self._gamma(a.shape[1]), self.degree, a.shape[1]
+        base = g * (a @ b.T) + self.coef0
+        k = base**p
+        d1 = p * base ** (p - 1) * g  # dK/d(aᵀb) · γ
+        dk = d1[..., None] * b[None, :, :]
+        d2 = p * (p - 1) * base ** (p - 2) * g * g if p > 1 else torch.zeros_like(base)
+        eye = torch.eye(d, dtype=a.dtype, device=a.device)
+        d2k = d2[..., None, None] * b[None, :, None, :].transpose(-1, -2) * a[:, None, None, :] + d1[..., None, None] * eye
+        return k, dk, d2k
+
+
+@dataclass(frozen=True)
+class Distance(Kernel):
+    """Energy-distance kernel ``½(‖a‖ + ‖b‖ − ‖a − b‖)``; MMD² with it is the energy distance / 2."""
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        return 0.5 * (safe_sqrt(pw.sqnorm_a)[:, None] + safe_sqrt(pw.sqnorm_b)[None, :] - pw.dist)
+
+    def diag(self, a: Tensor) -> Tensor:
+        return safe_sqrt((a * a).sum(1))
+
+
+# ----------------------------------------------------------------------------------------------
+# algebra
+
+
+@dataclass(frozen=True)
+class Sum(Kernel):
+    """A sum of kernels, each evaluated on the same pairwise computation."""
+
+    parts: tuple[Kernel, ...]
+
+    def __post_init__(self) -> None:
+        parts = tuple(self.parts)
+        if not parts or not all(isinstance(p, Kernel) for p in parts):
+            raise ValueError("Sum needs one or more Kernel objects")
+        object.__setattr__(self, "parts", parts)
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        out = self.parts[0].gram(pw)
+        for p in self.parts[1:]:
+            out = out + p.gram(pw)
+        return out
+
+    def diag(self, a: Tensor) -> Tensor:
+        return sum(p.diag(a) for p in self.parts)
+
+    @property
+    def jacobian_weight(self) -> float | None:
+        ws = [p.jacobian_weight for p in self.parts]
+        return None if any(w is None for w in ws) else float(sum(ws))
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        terms = [p.derivatives(a, b) for p in self.parts]
+        return tuple(sum(t[i] for t in terms) for i in range(3))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Scaled(Kernel):
+    """``weight · kernel`` (weight > 0 keeps it positive definite)."""
+
+    kernel: Kernel
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kernel, Kernel):
+            raise ValueError("Scaled needs a Kernel")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"kernel weight must be positive and finite; got {self.weight}")
+
+    def gram(self, pw: Pairwise) -> Tensor:
+        return self.weight * self.kernel.gram(pw)
+
+    def diag(self, a: Tensor) -> Tensor:
+        return self.weight * self.kernel.diag(a)
+
+    @property
+    def jacobian_weight(self) -> float | None:
+        w = self.kernel.jacobian_weight
+        return None if w is None else self.weight * w
+
+    def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return tuple(self.weight * t for t in self.kernel.derivatives(a, b))  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------
+# registry: short names for configs
+
+
+def _validate_kernel(name: str, cls: type) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Kernel)):
+        raise TypeError(f"kernel '{name}' must be a Kernel subclass")
+
+
+registry: Registry[type] = Registry("kernel", validator=_validate_kernel)
+for _name, _cls in [
+    ("gaussian", Gaussian),
+    ("rbf-mixture", RBFMixture),
+    ("rq-mixture", RationalQuadratic),
+    ("linear", Linear),
+    ("distance", Distance),
+    ("polynomial", Polynomial),
+]:
+    registry.register(_name, _cls)
+
+
+def names() -> list[str]:
+    return registry.names()
+
+
+def get(name: str, **params: Any) -> Kernel:
+    """Build a kernel by short name, e.g. ``get("gaussian", sigma=2.0)``."""
+    cls = registry.get(name)
+    from igm.registry import construct
+
+    return construct(cls, params, what=f"kernel '{name}'")
+
+
+def build(spec: "Kernel | str | Mapping[str, Any] | list") -> Kernel:
+    """A kernel from a Kernel, a short name, ``{"name": ..., **params}`` or a list (their sum)."""
+    if isinstance(spec, Kernel):
+        return spec
+    if isinstance(spec, str):
+        return get(spec)
+    if isinstance(spec, Mapping):
+        params = dict(spec)
+        if "name" not in params:
+            raise ValueError(f"a kernel mapping needs a 'name' key (one of {names()}); got {dict(spec)}")
+        weight = params.pop("weight", None)
+        k = get(params.pop("name"), **params)
+        return k if weight is None else float(weight) * k
+    if isinstance(spec, (list, tuple)):
+        return Sum(tuple(build(s) for s in spec))
+    raise ValueError(f"cannot build a kernel from {spec!r}; use a Kernel, a name in {names()} or a mapping")

@@ -1,0 +1,153 @@
+"""MMD² estimators, the witness function and the variance of the U-statistic.
+
+MMD²(P, Q) = E k(x,x') + E k(y,y') − 2 E k(x,y). All three Gram blocks of one estimate come from a
+single pairwise computation on the concatenated batch.
+
+Estimators (``estimator=``):
+
+- ``"unbiased"``: off-diagonal means of K_xx and K_yy, full mean of K_xy (m ≠ n allowed);
+- ``"u-statistic"``: also drops the diagonal of K_xy (m = n);
+- ``"biased"``: V-statistic, every mean over all pairs.
+
+:func:`mmd2_block` averages unbiased estimates over disjoint blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.kernels import Kernel, Pairwise
+
+__all__ = [
+    "ESTIMATORS",
+    "gram_blocks",
+    "mmd2",
+    "mmd2_from_gram",
+    "mmd2_block",
+    "witness",
+    "ustat_matrix",
+    "mmd2_variance",
+    "mmd2_covariance",
+]
+
+ESTIMATORS = ("unbiased", "u-statistic", "biased")
+_MIN_BATCH = {"unbiased": 2, "u-statistic": 2, "biased": 1}
+
+
+def _prepare(x: Tensor, y: Tensor, check: bool) -> tuple[Tensor, Tensor]:
+    check_pair(x, y, "x and y")
+    x, y = as_features(x, "x"), as_features(y, "y")
+    if check:
+        check_finite(x, y, what="MMD input")
+    return x, y
+
+
+def gram_blocks(x: Tensor, y: Tensor, kernel: Kernel) -> tuple[Tensor, Tensor, Tensor]:
+    """``(K_xx, K_xy, K_yy)`` from one pairwise computation on ``cat(x, y)``."""
+    m = x.shape[0]
+    k = kernel.gram(Pairwise(torch.cat([x, y], 0)))
+    return k[:m, :m], k[:m, m:], k[m:, m:]
+
+
+def _offdiag_mean(k: Tensor) -> Tensor:
+    n = k.shape[0]
+    return (k.sum() - torch.diagonal(k).sum()) / (n * (n - 1))
+
+
+def mmd2_from_gram(kxx: Tensor, kxy: Tensor, kyy: Tensor, estimator: str = "unbiased") -> Tensor:
+    """MMD² from precomputed Gram blocks. Diagonals are read from the blocks themselves, so a kernel
+    whose diagonal is not constant (linear, polynomial, distance) is handled exactly."""
+    if estimator == "biased":
+        return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
+    if estimator == "unbiased":
+        return _offdiag_mean(kxx) + _offdiag_mean(kyy) - 2.0 * kxy.mean()
+    if estimator == "u-statistic":
+        if kxy.shape[0] != kxy.shape[1]:
+            raise ValueError(f"the u-statistic estimator needs equal batch sizes; got {tuple(kxy.shape)}")
+        return _offdiag_mean(kxx) + _offdiag_mean(kyy) - 2.0 * _offdiag_mean(kxy)
+    raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
+
+
+def mmd2(x: Tensor, y: Tensor, kernel: Kernel, estimator: str = "unbiased", *, check_finite: bool = False) -> Tensor:
+    """MMD²(x, y) as a 0-d differentiable tensor. ``x``: (m, ...), ``y``: (n, ...)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
+    x, y = _prepare(x, y, check_finite)
+    check_batch_size(min(x.shape[0], y.shape[0]), _MIN_BATCH[estimator], f"the {estimator} MMD² estimator")
+    return mmd2_from_gram(*gram_blocks(x, y, kernel), estimator=estimator)
+
+
+def mmd2_block(x: Tensor, y: Tensor, kernel: Kernel, blocks: int, *, check_finite: bool = False) -> Tensor:
+    """Mean of unbiased MMD² estimates over ``blocks`` disjoint, equal-sized, contiguous blocks
+    (as with one block per device in data-parallel training)."""
+    x, y = _prepare(x, y, check_finite)
+    if not isinstance(blocks, int) or blocks < 1:
+        raise ValueError(f"blocks must be a positive integer; got {blocks!r}")
+    m, n = x.shape[0], y.shape[0]
+    if m % blocks or n % blocks:
+        raise ValueError(f"batch sizes ({m}, {n}) must be divisible by the number of blocks ({blocks})")
+    check_batch_size(min(m, n) // blocks, 2, "each block of the block MMD² estimator")
+    parts = [mmd2_from_gram(*gram_blocks(xb, yb, kernel)) for xb, yb in zip(x.chunk(blocks), y.chunk(blocks))]
+    return torch.stack(parts).mean()
+
+
+def witness(x: Tensor, y: Tensor, kernel: Kernel) -> Callable[[Tensor], Tensor]:
+    """The batch witness ``f(t) = mean_i k(x_i, t) − mean_j k(y_j, t)``, as a callable on (k, ...)."""
+    check_pair(x, y, "x and y")
+    x, y = as_features(x, "x"), as_features(y, "y")
+    m = x.shape[0]
+
+    def f(t: Tensor) -> Tensor:
+        t = as_features(t, "t")
+        if t.shape[1] != x.shape[1]:
+            raise ValueError(f"witness points have dimension {t.shape[1]}, the samples {x.shape[1]}")
+        k = kernel(torch.cat([x, y], 0), t)
+        return k[:m].mean(0) - k[m:].mean(0)
+
+    return f
+
+
+def ustat_matrix(x: Tensor, y: Tensor, kernel: Kernel) -> Tensor:
+    """``H_ij = k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(x_j,y_i)`` with a zero diagonal (m = n).
+    MMD²_U is the mean of its off-diagonal entries."""
+    x, y = _prepare(x, y, False)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"the U-statistic needs equal sample sizes; got {x.shape[0]} and {y.shape[0]}")
+    kxx, kxy, kyy = gram_blocks(x, y, kernel)
+    h = kxx + kyy - kxy - kxy.T
+    return h - torch.diag_embed(torch.diagonal(h))
+
+
+def _ustat_cov(h1: Tensor, h2: Tensor) -> Tensor:
+    """Covariance of two order-2 U-statistics over the same m joint samples (Hoeffding):
+    Cov = 2/(m(m−1)) · [2(m−2) ζ₁ + ζ₂], with ζ₁ = E[h1_ij h2_ik] − θ₁θ₂, ζ₂ = E[h1_ij h2_ij] − θ₁θ₂.
+    E[h1_ij h2_ik] (j ≠ k) is estimated without bias from the row sums."""
+    m = h1.shape[0]
+    if m < 4:
+        raise ValueError(f"the variance estimate needs at least 4 samples; got {m}")
+    pairs = m * (m - 1)
+    t1, t2 = h1.sum() / pairs, h2.sum() / pairs
+    same_pair = (h1 * h2).sum() / pairs
+    rows = (h1.sum(1) * h2.sum(1)).sum() - (h1 * h2).sum()
+    shared_one = rows / (m * (m - 1) * (m - 2))
+    zeta1 = shared_one - t1 * t2
+    zeta2 = same_pair - t1 * t2
+    return 2.0 / pairs * (2.0 * (m - 2) * zeta1 + zeta2)
+
+
+def mmd2_variance(x: Tensor, y: Tensor, kernel: Kernel) -> Tensor:
+    """Estimated variance of the ``"u-statistic"`` MMD² estimator (equal sample sizes)."""
+    h = ustat_matrix(x, y, kernel)
+    return _ustat_cov(h, h)
+
+
+def mmd2_covariance(x: Tensor, y: Tensor, z: Tensor, kernel: Kernel) -> Tensor:
+    """2×2 covariance of (MMD²_U(x, y), MMD²_U(x, z)), the samples paired by index — the joint
+    variance used by the relative similarity test."""
+    h1, h2 = ustat_matrix(x, y, kernel), ustat_matrix(x, z, kernel)
+    v11, v22, v12 = _ustat_cov(h1, h1), _ustat_cov(h2, h2), _ustat_cov(h1, h2)
+    return torch.stack([torch.stack([v11, v12]), torch.stack([v12, v22])])

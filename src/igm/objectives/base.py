@@ -1,0 +1,148 @@
+"""The objective interface and its registry.
+
+An objective holds hyperparameters (dataclass fields) and computes losses; it never calls
+``.backward()``, ``.item()`` or an optimiser. ``critic_loss(critic, real, fake)`` and
+``generator_loss(critic, real, fake)`` each return ``(loss, stats)``: ``loss`` a 0-d tensor to
+minimise, ``stats`` a dict of detached 0-d tensors for logging.
+
+Flags the training loop reads:
+
+- ``uses_critic``: False for MMD-nets (no critic at all);
+- ``simultaneous``: True for GRAM — one forward pass, both losses from :meth:`joint_loss`;
+- ``constraint``: a parameter constraint applied after each critic step (weight clipping);
+- :meth:`after_critic_step`: applies the constraint and updates objective state (Sobolev's
+  Lagrange multiplier). State round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.registry import Registry, construct
+
+__all__ = ["Objective", "WeightClip", "registry", "register", "get", "names", "Stats", "critic_features"]
+
+Stats = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class WeightClip:
+    """Clip every critic parameter to [−c, c] (WGAN, MMD-GAN)."""
+
+    c: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not self.c > 0:
+            raise ValueError(f"weight clipping bound must be positive; got {self.c}")
+
+    @torch.no_grad()
+    def apply(self, module: nn.Module) -> None:
+        for p in module.parameters():
+            p.clamp_(-self.c, self.c)
+
+
+def critic_features(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``critic(x)`` flattened to (n, d)."""
+    out = critic(x)
+    if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the critic must return one output per sample; got {shape} for a batch of {x.shape[0]}")
+    return as_features(out, "critic output")
+
+
+def scalar_output(out: Tensor) -> Tensor:
+    """(n,) from a scalar-per-sample critic output (n,) or (n, 1)."""
+    if out.shape[1] != 1:
+        raise ValueError(f"this objective needs a critic with one scalar output per sample; got {out.shape[1]} outputs")
+    return out[:, 0]
+
+
+@dataclass
+class Objective:
+    """Base class of every objective (a dataclass; subclasses add hyperparameter fields)."""
+
+    check_finite: bool = field(default=False, kw_only=True)
+
+    name: ClassVar[str] = ""
+    uses_critic: ClassVar[bool] = True
+    simultaneous: ClassVar[bool] = False
+    min_batch: ClassVar[int] = 2
+
+    # -- interface -----------------------------------------------------------------------------
+    def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        raise NotImplementedError
+
+    def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+        raise NotImplementedError
+
+    def joint_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Stats]:
+        """``(critic_loss, generator_loss, stats)`` from one forward pass (simultaneous objectives)."""
+        raise NotImplementedError(f"objective '{self.name}' is not simultaneous; call critic_loss / generator_loss")
+
+    @property
+    def constraint(self) -> WeightClip | None:
+        return None
+
+    def after_critic_step(self, critic: nn.Module, stats: Stats) -> None:
+        """Called by the loop after each critic optimiser step."""
+        if self.constraint is not None:
+            self.constraint.apply(critic)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"objective '{self.name}' has no state; got keys {sorted(state)}")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+    def _check(self, real: Tensor, fake: Tensor) -> None:
+        check_pair(real, fake)
+        check_batch_size(min(real.shape[0], fake.shape[0]), self.min_batch, f"objective '{self.name}'")
+        if self.check_finite:
+            check_finite(real, fake, what=f"objective '{self.name}' batch")
+
+    @staticmethod
+    def _stats(**values: Tensor | float) -> Stats:
+        return {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v))) for k, v in values.items()}
+
+
+def _validate(name: str, cls: type) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Objective) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"objective '{name}' must be a dataclass subclassing igm.objectives.Objective")
+    for method in ("critic_loss", "generator_loss"):
+        if getattr(cls, method) is getattr(Objective, method) and cls.uses_critic:
+            raise TypeError(f"objective '{name}' must implement {method}")
+    if cls.simultaneous and cls.joint_loss is Objective.joint_loss:
+        raise TypeError(f"simultaneous objective '{name}' must implement joint_loss")
+
+
+registry: Registry[type] = Registry("objective", validator=_validate)
+
+
+def register(name: str):
+    """Class decorator: ``@register("smmd")`` sets ``cls.name`` and adds it to the registry."""
+
+    def add(cls: type) -> type:
+        cls.name = name
+        return registry.register(name, cls)
+
+    return add
+
+
+def names() -> list[str]:
+    return registry.names()
+
+
+def get(name: str, **hyperparameters: Any) -> Objective:
+    """Build an objective by short name; unknown hyperparameters are a ValueError."""
+    return construct(registry.get(name), hyperparameters, what=f"objective '{name}'")
