@@ -113,9 +113,11 @@ class ScaledMMD(_Scaled):
     def _loss(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
         fx, fy, groups = self._features(critic, real, fake, for_critic)
-        value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator=self.estimator)
         create_graph = for_critic or self.measure != "target"
         scale, jac = self._scale(self.kernel, groups, create_graph)
+        if not create_graph:  # generator step with μ = P: the real features are constants
+            fx = fx.detach()
+        value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator=self.estimator)
         smmd2 = scale * value
         return (-smmd2 if for_critic else smmd2), self._stats(mmd2=value, scale=scale, smmd2=smmd2, jacobian=jac)
 
@@ -143,9 +145,11 @@ class ScaledWGAN(_Scaled):
     def _loss(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
         fx, fy, groups = self._features(critic, real, fake, for_critic)
-        gap = scalar_output(fx).mean() - scalar_output(fy).mean()
         create_graph = for_critic or self.measure != "target"
         scale, jac = self._scale(kernels.Linear(), groups, create_graph)
+        if not create_graph:
+            fx = fx.detach()
+        gap = scalar_output(fx).mean() - scalar_output(fy).mean()
         scaled_gap = gap * scale.sqrt()
         return (-scaled_gap if for_critic else scaled_gap), self._stats(gap=gap, scale=scale, scaled_gap=scaled_gap, jacobian=jac)
 
