@@ -8,6 +8,7 @@ minimise, ``stats`` a dict of detached 0-d tensors for logging.
 Flags the training loop reads:
 
 - ``uses_critic``: False for MMD-nets (no critic at all);
+- ``scalar_critic``: the critic must output one scalar per sample (else any (n, d) features);
 - ``simultaneous``: True for GRAM — one forward pass, both losses from :meth:`joint_loss`;
 - ``constraint``: a parameter constraint applied after each critic step (weight clipping);
 - :meth:`after_critic_step`: applies the constraint and updates objective state (Sobolev's
@@ -72,6 +73,7 @@ class Objective:
     name: ClassVar[str] = ""
     uses_critic: ClassVar[bool] = True
     simultaneous: ClassVar[bool] = False
+    scalar_critic: ClassVar[bool] = False  # True: the critic must output one scalar per sample
     min_batch: ClassVar[int] = 2
 
     # -- interface -----------------------------------------------------------------------------
@@ -133,8 +135,9 @@ def register(name: str):
     """Class decorator: ``@register("smmd")`` sets ``cls.name`` and adds it to the registry."""
 
     def add(cls: type) -> type:
+        registry.register(name, cls)
         cls.name = name
-        return registry.register(name, cls)
+        return cls
 
     return add
 

@@ -18,6 +18,8 @@ class GAN(Objective):
     D outputs logits, one per sample.
     """
 
+    scalar_critic = True
+
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
         d_real = scalar_output(critic_features(critic, real))

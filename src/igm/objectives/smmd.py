@@ -135,6 +135,8 @@ class ScaledWGAN(_Scaled):
     loss its negative, scale = 1 / (lam + diag_weight E φ² + grad_weight E ‖∇φ‖²) — by default the
     authors' 1 / (1 + 10 (E φ² + E ‖∇φ‖²))."""
 
+    scalar_critic = True
+
     grad_weight: float = 10.0
     diag_weight: float = 10.0
     lam: float = 1.0

@@ -23,6 +23,8 @@ class WGAN(Objective):
     constant (the paper shows it tracks sample quality).
     Paper defaults (the loop's): RMSProp lr 5e-5, batch 64, n_critic 5."""
 
+    scalar_critic = True
+
     clip: float = 0.01
 
     def __post_init__(self) -> None:
@@ -50,6 +52,8 @@ class WGANGP(Objective):
     """critic: E D(y) − E D(x) + λ · penalty at x̂ = εx + (1−ε)y, the gradient norm taken per sample
     over all input dimensions. ``penalty``: "gp" (‖∇‖ − 1)², "lp" max(0, ‖∇‖ − 1)², "maxgp"
     max_i ‖∇‖². Defaults (the loop's): Adam lr 1e-4, β = (0.5, 0.9), n_critic 5."""
+
+    scalar_critic = True
 
     lam: float = 10.0
     penalty: str = "gp"
