@@ -123,19 +123,21 @@ def ustat_matrix(x: Tensor, y: Tensor, kernel: Kernel) -> Tensor:
 
 
 def _ustat_cov(h1: Tensor, h2: Tensor) -> Tensor:
-    """Covariance of two order-2 U-statistics over the same m joint samples (Hoeffding):
-    Cov = 2/(m(m−1)) · [2(m−2) ζ₁ + ζ₂], with ζ₁ = E[h1_ij h2_ik] − θ₁θ₂, ζ₂ = E[h1_ij h2_ij] − θ₁θ₂.
-    E[h1_ij h2_ik] (j ≠ k) is estimated without bias from the row sums."""
+    """Unbiased estimate of the covariance of two order-2 U-statistics over the same m joint
+    samples (Hoeffding): Cov = 2/(m(m−1)) · [2(m−2) ζ₁ + ζ₂], with ζ₁ = E[h1_ij h2_ik] − θ₁θ₂ and
+    ζ₂ = E[h1_ij h2_ij] − θ₁θ₂. Each expectation is estimated from index tuples that are distinct
+    where the expectation needs them distinct; θ₁θ₂ = E[h1_ij h2_kl] over four distinct indices
+    (the plug-in U₁·U₂ would be biased by Cov(U₁, U₂) itself)."""
     m = h1.shape[0]
     if m < 4:
         raise ValueError(f"the variance estimate needs at least 4 samples; got {m}")
     pairs = m * (m - 1)
-    t1, t2 = h1.sum() / pairs, h2.sum() / pairs
-    same_pair = (h1 * h2).sum() / pairs
-    rows = (h1.sum(1) * h2.sum(1)).sum() - (h1 * h2).sum()
-    shared_one = rows / (m * (m - 1) * (m - 2))
-    zeta1 = shared_one - t1 * t2
-    zeta2 = same_pair - t1 * t2
+    same = (h1 * h2).sum()  # Σ_{i≠j} h1_ij h2_ij
+    shared = (h1.sum(1) * h2.sum(1)).sum() - same  # Σ_i Σ_{j≠k} h1_ij h2_ik
+    disjoint = h1.sum() * h2.sum() - 4.0 * shared - 2.0 * same  # Σ over four distinct indices
+    theta12 = disjoint / (pairs * (m - 2) * (m - 3))
+    zeta1 = shared / (pairs * (m - 2)) - theta12
+    zeta2 = same / pairs - theta12
     return 2.0 / pairs * (2.0 * (m - 2) * zeta1 + zeta2)
 
 
