@@ -19,7 +19,6 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import cvxpy as cp
 import numpy as np
 import torch
 
@@ -87,6 +86,8 @@ def default_grid(points: np.ndarray) -> np.ndarray:
 
 
 def _default_solver() -> str:
+    import cvxpy as cp
+
     return "CLARABEL" if "CLARABEL" in cp.installed_solvers() else "SCS"
 
 
@@ -191,6 +192,8 @@ def lipschitz_mmd(
     basis = vec[:, keep] / np.sqrt(lam[keep])  # (N, r): alpha = basis @ beta
     jac = _kernel_grad(kernel, z, g).reshape(-1, z.shape[0]) @ basis  # (M*D, r)
     n_grid = g.shape[0]
+
+    import cvxpy as cp  # imported here: cvxpy is slow to import and only this estimator needs it
 
     beta = cp.Variable(basis.shape[1])
     grads = cp.reshape(jac @ beta, (n_grid, dim), order="C")

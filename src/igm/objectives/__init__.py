@@ -10,4 +10,4 @@ from igm.objectives.base import Objective, WeightClip, get, names, register, reg
 __all__ = ["Objective", "WeightClip", "get", "names", "register", "registry"]
 
 # Importing the family modules registers them.
-from igm.objectives import gan, gram, lgan, mmd_gan, mmd_net, smmd, sobolev, wgan  # noqa: E402,F401
+from igm.objectives import gan, gcmmd, gram, lgan, mmd_gan, mmd_net, smmd, sobolev, wgan  # noqa: E402,F401
