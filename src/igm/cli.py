@@ -1,11 +1,13 @@
 """The ``igm`` command line: parse, build from the registries, call the library.
 
-Errors in what the user typed are one line on stderr and exit status 2, never a traceback.
+Errors in what the user typed are one line on stderr and exit status 2, never a traceback
+(set ``IGM_DEBUG=1`` to see one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Sequence
 
@@ -75,6 +77,72 @@ def _cmd_dirac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from igm.train import presets
+
+    names = presets.names()
+    width = max(len(n) for n in names)
+    for name in names:
+        print(f"{name:{width}s}  {presets.describe(name)}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from igm.train import apply_overrides, build_run, config_from, load_run, train
+    from igm.train.loop import TrainingDiverged, TrainingInterrupted
+
+    if args.resume:
+        if args.preset or args.config:
+            raise UsageError("--resume DIR continues a run; do not also give a preset or a config")
+        run_dir = Path(args.resume)
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt")
+        run = load_run(run_dir, args.overrides)
+        resume = True
+    else:
+        if bool(args.preset) == bool(args.config):
+            raise UsageError("give exactly one of --preset NAME or CONFIG.yaml (see 'igm presets')")
+        source = args.preset or args.config
+        if args.config and not Path(args.config).is_file():
+            raise UsageError(f"config file not found: {args.config}")
+        cfg = apply_overrides(config_from(source), args.overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / (args.preset or Path(args.config).stem)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UsageError(f"run directory {run_dir} is not empty; resume it with --resume {run_dir} or choose --out")
+        run = build_run(cfg, run_dir)
+        resume = False
+    try:
+        summary = train(run, resume=resume)
+    except TrainingInterrupted as err:
+        print(f"igm: {err}; continue with: igm train --resume {run_dir}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as err:
+        raise UsageError(str(err)) from None
+    evals = {k[5:]: v for k, v in summary.items() if k.startswith("eval/")}
+    if evals:
+        print("final: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in evals.items()))
+    print(f"run directory: {run_dir}")
+    print(f"  metrics:     {run_dir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir {run_dir})")
+    print(f"  summary:     {run_dir / 'summary.json'}")
+    print(f"  samples:     {run_dir / 'samples'}")
+    print(f"  checkpoints: {run_dir / 'checkpoints'}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from igm.train.sampling import sample_to_file
+
+    if args.n < 1:
+        raise UsageError("--n must be positive")
+    path = sample_to_file(Path(args.run), Path(args.out), n=args.n, seed=args.seed, use_ema=not args.no_ema)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igm", description="Implicit generative models: losses, training, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,16 +159,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--every", type=int, default=50, help="print every N steps")
     p.set_defaults(func=_cmd_dirac)
+    p = sub.add_parser("presets", help="list the shipped presets")
+    p.set_defaults(func=_cmd_presets)
+
+    p = sub.add_parser("train", help="train from a preset or a YAML config")
+    p.add_argument("config", nargs="?", help="a run config YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.steps=100")
+    p.add_argument("--preset", help="a preset name (see 'igm presets')")
+    p.add_argument("--out", help="the run directory (default: runs/NAME)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a run's checkpoint as a PNG grid or .npy")
+    p.add_argument("run", help="a run directory or a checkpoint file")
+    p.add_argument("--out", required=True, help="output file: .png (grid or scatter) or .npy")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even if the run has an EMA")
+    p.set_defaults(func=_cmd_sample)
     return parser
+
+
+def _fix_positionals(args: argparse.Namespace) -> None:
+    """argparse puts a leading key=value into ``config``; move it to the overrides."""
+    if getattr(args, "config", None) and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+        args.overrides = [args.config] + list(args.overrides)
+        args.config = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _fix_positionals(args)
+    from igm.train.checkpoint import CheckpointError
+    from igm.train.config import ConfigError
+
     try:
         return args.func(args)
-    except UsageError as err:
-        print(f"igm: error: {err}", file=sys.stderr)
+    except (UsageError, ConfigError, CheckpointError, FileNotFoundError, ValueError) as err:
+        if os.environ.get("IGM_DEBUG"):
+            raise
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"igm: error: {message}", file=sys.stderr)
         return 2
 
 

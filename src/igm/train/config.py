@@ -1,0 +1,234 @@
+"""Typed run configuration: a dataclass tree with every default visible here.
+
+Loaded from YAML (``load_config``), overridden by ``key.sub=value`` strings (``apply_overrides``);
+unknown keys and wrong types are a :class:`ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "DataConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "RunConfig",
+    "from_dict",
+    "to_dict",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A bad key or value in a run configuration; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    generator: str = "mlp"  # architecture names from igm.nn
+    critic: str = "mlp"
+    z_dim: int = 2
+    z_dist: Literal["normal", "uniform"] = "normal"  # uniform: U[−1, 1] (the SMMD code)
+    critic_out: int = 1  # critic output dimension (1: scalar critic)
+    spectral: Literal["none", "fixed", "learned"] = "none"  # spectral parametrisation of the critic
+    generator_params: dict[str, Any] = field(default_factory=dict)
+    critic_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "smmd"
+    params: dict[str, Any] = field(default_factory=dict)  # checked by igm.objectives.get
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr_generator: float = 1e-4
+    lr_critic: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    schedule: Literal["constant", "linear", "step"] = "constant"  # linear: decays to 0 at the last step
+    step_every: int = 10000  # "step" schedule: multiply by step_gamma every step_every generator steps
+    step_gamma: float = 0.5
+    grad_clip: float | None = None  # per-tensor gradient-norm clipping (the SMMD code: 1.0)
+
+
+@dataclass
+class DataConfig:
+    name: str = "ring"
+    params: dict[str, Any] = field(default_factory=dict)  # checked by igm.data.get
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # generator steps
+    batch_size: int = 64
+    n_critic: int = 5
+    extra_critic_steps: int = 0  # the authors' extra critic steps (WGAN: 100, SMMD code: 10) ...
+    extra_critic_until: int = 0  # ... for the first N generator steps ...
+    extra_critic_every: int = 0  # ... and every N-th generator step (0: never)
+    ema: float | None = None  # generator EMA decay, e.g. 0.999
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto"
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    max_rollbacks: int = 3  # non-finite loss: roll back to the last checkpoint at most this often
+    rollback_lr_factor: float = 1.0  # multiply learning rates by this at each rollback
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # generator steps between evaluations (0: only at the end)
+    samples: int = 1000
+
+
+@dataclass
+class RunConfig:
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# conversion with type checks
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, args))}; got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): v for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this file
+
+
+def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain YAML-safe dict (tuples → lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path} must hold a mapping of config sections")
+    return from_dict(RunConfig, data)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """``["train.steps=100", "objective.params.lam=1"]`` → a new, re-validated config."""
+    data = to_dict(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        parts = key.strip().split(".")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"unknown key {'.'.join(parts[: i + 1])}")
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(parts[:-1])} is not a section")
+        is_free_mapping = len(parts) >= 2 and parts[-2] in ("params", "generator_params", "critic_params")
+        if parts[-1] not in node and not is_free_mapping:
+            raise ConfigError(f"unknown key {key}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"{key}: cannot parse value {raw!r}") from None
+        node[parts[-1]] = value
+    return from_dict(RunConfig, data)

@@ -1,0 +1,405 @@
+"""The training loop. It receives built objects (a :class:`Run`) and owns the step schedule:
+
+- ``n_critic`` critic steps per generator step, plus the authors' extra critic steps early on and
+  every N-th step; no critic at all when ``objective.uses_critic`` is False (MMD-nets);
+- simultaneous updates from one forward pass when ``objective.simultaneous`` (GRAM);
+- ``objective.after_critic_step`` (weight clipping, Sobolev's multiplier) after each critic step;
+- per-tensor gradient-norm clipping, learning-rate schedules, an optional generator EMA;
+- logging, samples, atomic checkpoints (last and best), resume, SIGINT/SIGTERM checkpointing;
+- a non-finite loss stops the step and rolls back to the last good state, up to
+  ``train.max_rollbacks`` times, then fails with :class:`TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import copy
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from igm.train import checkpoint as ckpt
+from igm.train.artifacts import MetricsLog, save_image_grid, save_scatter
+from igm.train.config import RunConfig, to_dict
+
+__all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "NonFiniteLoss"]
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class TrainingDiverged(RuntimeError):
+    """Non-finite losses persisted after every allowed rollback."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; a checkpoint was written first."""
+
+    def __init__(self, step: int, path: Path | None):
+        self.step, self.path = step, path
+        where = f"; checkpoint {path}" if path else ""
+        super().__init__(f"interrupted at step {step}{where}")
+
+
+class Callback(Protocol):
+    def __call__(self, event: str, step: int, values: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, already built (see :func:`igm.train.build_run`)."""
+
+    config: RunConfig
+    generator: nn.Module
+    critic: nn.Module | None
+    objective: Any
+    opt_g: torch.optim.Optimizer
+    opt_c: torch.optim.Optimizer | None
+    data: Any
+    sched_g: Any = None
+    sched_c: Any = None
+    ema: nn.Module | None = None
+    evaluator: Callable[[nn.Module], dict[str, float]] | None = None
+    out_dir: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    data_rng: torch.Generator = field(default_factory=torch.Generator)
+    step: int = 0
+    rollbacks: int = 0
+    best: float | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        def sd(obj):
+            return None if obj is None else obj.state_dict()
+
+        return {
+            "format": 1,
+            "step": self.step,
+            "rollbacks": self.rollbacks,
+            "best": self.best,
+            "config": to_dict(self.config),
+            "generator": sd(self.generator),
+            "critic": sd(self.critic),
+            "ema": sd(self.ema),
+            "opt_g": sd(self.opt_g),
+            "opt_c": sd(self.opt_c),
+            "sched_g": sd(self.sched_g),
+            "sched_c": sd(self.sched_c),
+            "objective": self.objective.state_dict(),
+            "rng": ckpt.rng_state(self.data_rng),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("generator", "critic", "ema", "opt_g", "opt_c", "sched_g", "sched_c"):
+            obj, saved = getattr(self, name), state.get(name)
+            if (obj is None) != (saved is None):
+                raise ckpt.CheckpointError(f"checkpoint and run disagree on '{name}' (present in one only)")
+            if obj is not None:
+                obj.load_state_dict(saved)
+        self.objective.load_state_dict(state["objective"])
+        ckpt.set_rng_state(state["rng"], self.data_rng)
+        self.step, self.rollbacks, self.best = int(state["step"]), int(state["rollbacks"]), state["best"]
+
+    def save(self, name: str) -> Path | None:
+        if self.out_dir is None:
+            return None
+        return ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / f"{name}.pt")
+
+
+# ----------------------------------------------------------------------------------------------
+# one step
+
+
+def _sample_z(run: Run, n: int) -> Tensor:
+    z_dim, dist = run.config.model.z_dim, run.config.model.z_dist
+    if dist == "uniform":
+        z = torch.rand(n, z_dim, generator=run.data_rng) * 2 - 1
+    else:
+        z = torch.randn(n, z_dim, generator=run.data_rng)
+    return z.to(run.device)
+
+
+def _real(run: Run, n: int) -> Tensor:
+    return run.data.sample(n, run.data_rng).to(run.device, non_blocking=True)
+
+
+def _clip_per_tensor(params: list[Tensor], max_norm: float) -> None:
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        norms = torch._foreach_norm(grads)
+        factors = [torch.clamp(max_norm / (n + 1e-12), max=1.0) for n in norms]
+        torch._foreach_mul_(grads, factors)
+
+
+def _finite(loss: Tensor, what: str, step: int) -> None:
+    if not bool(torch.isfinite(loss)):
+        raise NonFiniteLoss(f"non-finite {what} loss ({float(loss)}) at generator step {step}")
+
+
+def _n_critic(cfg, step: int) -> int:
+    t = cfg.train
+    extra = t.extra_critic_steps > 0 and (
+        step < t.extra_critic_until or (t.extra_critic_every > 0 and step % t.extra_critic_every == 0)
+    )
+    return t.extra_critic_steps if extra else t.n_critic
+
+
+def _optimizer_step(opt: torch.optim.Optimizer, params: list[Tensor], clip: float | None) -> None:
+    if clip is not None:
+        _clip_per_tensor(params, clip)
+    opt.step()
+
+
+def train_step(run: Run) -> dict[str, Tensor]:
+    """One generator step (with its critic steps). Returns detached stats."""
+    cfg, obj, g, c = run.config, run.objective, run.generator, run.critic
+    clip, bs = cfg.optim.grad_clip, cfg.train.batch_size
+    g_params = [p for p in g.parameters() if p.requires_grad]
+    stats: dict[str, Tensor] = {}
+    if obj.simultaneous:
+        c_params = [p for p in c.parameters() if p.requires_grad]
+        c_loss, g_loss, stats = obj.joint_loss(c, _real(run, bs), g(_sample_z(run, bs)))
+        _finite(c_loss, "critic", run.step)
+        _finite(g_loss, "generator", run.step)
+        c_grads = torch.autograd.grad(c_loss, c_params, retain_graph=True, allow_unused=True)
+        g_grads = torch.autograd.grad(g_loss, g_params, allow_unused=True)
+        for params, grads in ((c_params, c_grads), (g_params, g_grads)):
+            for p, gr in zip(params, grads):
+                p.grad = gr
+        _optimizer_step(run.opt_c, c_params, clip)
+        obj.after_critic_step(c, stats)
+        _optimizer_step(run.opt_g, g_params, clip)
+        stats = {**stats, "critic_loss": c_loss.detach(), "generator_loss": g_loss.detach()}
+    else:
+        if obj.uses_critic:
+            c_params = [p for p in c.parameters() if p.requires_grad]
+            for _ in range(_n_critic(cfg, run.step)):
+                with torch.no_grad():
+                    fake = g(_sample_z(run, bs))
+                c_loss, c_stats = obj.critic_loss(c, _real(run, bs), fake)
+                _finite(c_loss, "critic", run.step)
+                run.opt_c.zero_grad(set_to_none=True)
+                c_loss.backward()
+                _optimizer_step(run.opt_c, c_params, clip)
+                obj.after_critic_step(c, c_stats)
+            stats.update({f"critic/{k}": v for k, v in c_stats.items()}, critic_loss=c_loss.detach())
+        g_loss, g_stats = obj.generator_loss(c, _real(run, bs), g(_sample_z(run, bs)))
+        _finite(g_loss, "generator", run.step)
+        run.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        _optimizer_step(run.opt_g, g_params, clip)
+        stats.update({f"generator/{k}": v for k, v in g_stats.items()}, generator_loss=g_loss.detach())
+    if run.ema is not None:
+        _update_ema(run.ema, g, cfg.train.ema)
+    for sched in (run.sched_g, run.sched_c):
+        if sched is not None:
+            sched.step()
+    return stats
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    e_params, m_params = list(ema.parameters()), list(model.parameters())
+    torch._foreach_lerp_(e_params, m_params, 1.0 - decay)
+    for eb, mb in zip(ema.buffers(), model.buffers()):
+        eb.copy_(mb)
+
+
+# ----------------------------------------------------------------------------------------------
+# the loop
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+        if self.signal is not None:  # a second signal: give up immediately
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _fixed_z(run: Run, n: int) -> Tensor:
+    g = torch.Generator().manual_seed(run.config.train.seed + 12345)
+    z_dim = run.config.model.z_dim
+    z = torch.rand(n, z_dim, generator=g) * 2 - 1 if run.config.model.z_dist == "uniform" else torch.randn(n, z_dim, generator=g)
+    return z.to(run.device)
+
+
+def write_samples(run: Run, step: int) -> Path | None:
+    if run.out_dir is None:
+        return None
+    model = run.ema if run.ema is not None else run.generator
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        kind = getattr(run.data, "kind", "image")
+        samples = model(_fixed_z(run, 1000 if kind == "toy" else 64))
+    model.train(was_training)
+    path = run.out_dir / "samples" / f"step_{step:07d}.png"
+    if kind == "toy" and samples.shape[-1] == 2:
+        return save_scatter(samples, path, run.data, title=f"step {step}")
+    return save_image_grid(samples, path)
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    if run.evaluator is None:
+        return {}
+    model = run.ema if run.ema is not None else run.generator
+    was_training = model.training
+    model.eval()
+    try:
+        return run.evaluator(model)
+    finally:
+        model.train(was_training)
+
+
+def _emit(callbacks, event: str, step: int, values: dict[str, Any]) -> None:
+    for cb in callbacks:
+        cb(event, step, values)
+
+
+def _rollback(run: Run, good: dict[str, Any], err: NonFiniteLoss, log: MetricsLog | None, callbacks) -> None:
+    cfg = run.config.train
+    if run.rollbacks >= cfg.max_rollbacks:
+        raise TrainingDiverged(
+            f"{err}; gave up after {run.rollbacks} rollback(s) (train.max_rollbacks={cfg.max_rollbacks}). "
+            "Lower the learning rates, add gradient clipping (optim.grad_clip) or check the data."
+        ) from None
+    count = run.rollbacks + 1
+    run.load_state_dict(copy.deepcopy(good))
+    run.rollbacks = count
+    torch.manual_seed(cfg.seed + 7919 * count)  # a different path from the same state
+    run.data_rng.manual_seed(cfg.seed + 7919 * count)
+    for opt in (run.opt_g, run.opt_c):
+        for group in (opt.param_groups if opt is not None else []):
+            group["lr"] *= cfg.rollback_lr_factor
+    message = f"{err}; rolled back to step {run.step} (rollback {count} of at most {cfg.max_rollbacks})"
+    if log is not None:
+        log.write(run.step, {"event": "rollback", "message": message})
+    _emit(callbacks, "rollback", run.step, {"message": message})
+
+
+def _maybe_best(run: Run, metrics: dict[str, float]) -> None:
+    key = getattr(run.evaluator, "key", None)
+    if key is None or key not in metrics:
+        return
+    value = metrics[key]
+    if run.best is None or value < run.best:
+        run.best = value
+        run.save("best")
+
+
+def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resume: bool = False) -> dict[str, Any]:
+    """Train ``run`` to ``config.train.steps`` generator steps; returns the summary dict."""
+    cfg = run.config.train
+    log = MetricsLog(run.out_dir) if run.out_dir is not None else None
+    if resume:
+        state = ckpt.load(run.out_dir / "checkpoints" / "last.pt", map_location=run.device)
+        run.load_state_dict(state)
+        if log is not None:
+            log.truncate_after(run.step)
+    good = run.state_dict()
+    if not resume:
+        run.save("last")
+    sums: dict[str, Tensor] = {}
+    count, t0, t_window = 0, time.perf_counter(), time.perf_counter()
+    bar = _progress(cfg, run.step)
+    try:
+        with _StopFlag() as stop:
+            while run.step < cfg.steps:
+                try:
+                    stats = train_step(run)
+                except NonFiniteLoss as err:
+                    _rollback(run, good, err, log, callbacks)
+                    sums, count = {}, 0
+                    if bar is not None:
+                        bar.n = run.step
+                        bar.write(f"igm: {err}; rolled back to step {run.step}")
+                    continue
+                run.step += 1
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().double()
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+                if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+                    values = {k: float(v) / count for k, v in sums.items()}
+                    now = time.perf_counter()
+                    values["sec_per_step"] = (now - t_window) / count
+                    values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
+                    sums, count, t_window = {}, 0, now
+                    if bar is not None:
+                        bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
+                    if log is not None:
+                        log.write(run.step, values)
+                    _emit(callbacks, "log", run.step, values)
+                if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
+                    metrics = evaluate(run)
+                    if metrics:
+                        if log is not None:
+                            log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
+                        _maybe_best(run, metrics)
+                        _emit(callbacks, "eval", run.step, metrics)
+                if cfg.sample_every and run.step % cfg.sample_every == 0:
+                    write_samples(run, run.step)
+                if run.step % cfg.checkpoint_every == 0 or stop.signal is not None:
+                    good = run.state_dict()
+                    path = run.save("last")
+                    _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
+                if stop.signal is not None:
+                    raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
+        metrics = evaluate(run)
+        _maybe_best(run, metrics)
+        run.save("last")
+        write_samples(run, run.step)
+        summary = {
+            "step": run.step,
+            "rollbacks": run.rollbacks,
+            "seconds": time.perf_counter() - t0,
+            **{f"eval/{k}": v for k, v in metrics.items()},
+        }
+        if log is not None:
+            if metrics:
+                log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
+            _write_json(run.out_dir / "summary.json", summary)
+        _emit(callbacks, "end", run.step, summary)
+        return summary
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _progress(cfg, start: int):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, desc="train", unit="step", dynamic_ncols=True, leave=True)

@@ -1,0 +1,58 @@
+"""Samples from a saved run: a PNG grid (images), a scatter plot (2-D data) or a .npy array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from igm.train import checkpoint as ckpt
+from igm.train.artifacts import save_image_grid, save_scatter
+from igm.train.config import ConfigError, RunConfig, from_dict
+
+__all__ = ["load_generator", "sample_to_file"]
+
+
+def _checkpoint_path(source: Path) -> Path:
+    if source.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (source / "checkpoints" / name).is_file():
+                return source / "checkpoints" / name
+        raise ckpt.CheckpointError(f"{source} has no checkpoints/best.pt or checkpoints/last.pt")
+    if not source.is_file():
+        raise ckpt.CheckpointError(f"checkpoint or run directory not found: {source}")
+    return source
+
+
+def load_generator(source: Path, use_ema: bool = True):
+    """(generator in eval mode, dataset, config) from a run directory or checkpoint file."""
+    from igm.train.build import build_run
+
+    state = ckpt.load(_checkpoint_path(source))
+    cfg: RunConfig = from_dict(RunConfig, state["config"])
+    cfg.train.device = "cpu"
+    run = build_run(cfg, None)
+    run.load_state_dict(state)
+    model = run.ema if (use_ema and run.ema is not None) else run.generator
+    return model.eval(), run.data, cfg
+
+
+@torch.no_grad()
+def sample_to_file(source: Path, out: Path, n: int = 64, seed: int = 0, use_ema: bool = True) -> Path:
+    if out.suffix not in (".png", ".npy"):
+        raise ConfigError(f"--out must end in .png or .npy; got {out.name}")
+    model, data, cfg = load_generator(source, use_ema)
+    g = torch.Generator().manual_seed(seed)
+    z_dim = cfg.model.z_dim
+    z = torch.rand(n, z_dim, generator=g) * 2 - 1 if cfg.model.z_dist == "uniform" else torch.randn(n, z_dim, generator=g)
+    samples = model(z).float()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, samples.numpy())
+        return out
+    if samples.dim() == 2 and samples.shape[1] == 2:
+        return save_scatter(samples, out, data, title=f"{n} samples")
+    if samples.dim() != 4:
+        raise ConfigError(f"samples of shape {tuple(samples.shape[1:])} cannot be drawn as PNG; use a .npy output")
+    return save_image_grid(samples, out)
