@@ -89,6 +89,10 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
     import igm.objectives
 
     _validate(cfg)
+    if cfg.train.threads is not None:
+        if cfg.train.threads < 1:
+            raise ConfigError(f"train.threads must be at least 1 or null; got {cfg.train.threads}")
+        torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed % 2**32)
     random.seed(cfg.train.seed)

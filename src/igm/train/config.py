@@ -82,6 +82,7 @@ class TrainConfig:
     ema: float | None = None  # generator EMA decay, e.g. 0.999
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto"
+    threads: int | None = None  # torch CPU threads (small models run fastest on 1); None: torch's default
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
