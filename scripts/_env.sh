@@ -10,14 +10,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
-    "$PY" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+    "$PY" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 fi
 CONSTRAINTS="$(mktemp)"
-trap 'rm -f "$CONSTRAINTS"' EXIT
-echo "torch==$("$PY" -c 'import torch; print(torch.__version__)')" > "$CONSTRAINTS"
+echo "torch==$("$PY" -W ignore -c 'import torch; print(torch.__version__)' 2>/dev/null)" > "$CONSTRAINTS"
 STAMP="$VENV/.igm-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
     "$PY" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" -e "$ROOT[test]" 2>&1 \
-        | grep -v "is ignored: it is neither a file nor a directory" || true
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     touch "$STAMP"
 fi
+rm -f "$CONSTRAINTS"

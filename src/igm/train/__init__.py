@@ -6,7 +6,7 @@
 """
 
 from igm.train import presets
-from igm.train.build import build_run, config_from, load_run
+from igm.train.build import build_run, config_from, fit, load_run
 from igm.train.config import ConfigError, RunConfig, apply_overrides, load_config
 from igm.train.loop import Run, TrainingDiverged, TrainingInterrupted, train
 
@@ -14,6 +14,7 @@ __all__ = [
     "presets",
     "build_run",
     "config_from",
+    "fit",
     "load_run",
     "ConfigError",
     "RunConfig",

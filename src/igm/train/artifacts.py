@@ -96,12 +96,17 @@ def save_scatter(samples: Tensor, path: Path, dataset=None, title: str = "") -> 
     ref = modes.double().numpy() if modes is not None else pts
     lo, hi = ref.min(0) - 1.0, ref.max(0) + 1.0
     if hasattr(dataset, "log_prob"):
-        xs, ys = np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200)
+        xs, ys = np.linspace(lo[0], hi[0], 400), np.linspace(lo[1], hi[1], 400)
         gx, gy = np.meshgrid(xs, ys)
         grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
         dens = dataset.log_prob(grid.float()).double().exp().reshape(gx.shape).numpy()
-        ax.contourf(gx, gy, dens, levels=12, cmap="Greens", alpha=0.6)
-    ax.scatter(pts[:, 0], pts[:, 1], s=3, c="tab:blue", alpha=0.6, label="samples")
+        peak = float(dens.max())
+        # filled regions within 3, 2 and 1 standard deviations of each mode
+        levels = [peak * math.exp(-k * k / 2) for k in (3, 2, 1)] + [peak * 1.01]
+        ax.contourf(gx, gy, dens, levels=levels, cmap="Greens", alpha=0.5)
+        ax.contour(gx, gy, dens, levels=levels[:1], colors="tab:green", linewidths=1.0, zorder=3)
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:blue", alpha=0.5, label="samples")
+    ax.plot([], [], c="tab:green", label="target, 3 std")
     if modes is not None:
         ax.scatter(ref[:, 0], ref[:, 1], s=25, marker="x", c="k", label="modes")
     ax.set_xlim(lo[0], hi[0])

@@ -15,7 +15,7 @@ import yaml
 from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, to_dict
 from igm.train.loop import Run
 
-__all__ = ["build_run", "resolve_device", "make_optimizer", "make_schedule", "toy_evaluator", "load_run"]
+__all__ = ["build_run", "resolve_device", "make_optimizer", "make_schedule", "toy_evaluator", "load_run", "config_from", "fit"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -170,3 +170,15 @@ def config_from(source: Any) -> RunConfig:
     if path.suffix in (".yaml", ".yml") or path.is_file():
         return load_config(path)
     return presets.get(str(source))
+
+
+def fit(source: Any, out_dir: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), callbacks=()) -> dict[str, Any]:
+    """Build and train in one call: ``fit("ring-smmd", "runs/x", ["train.steps=500"], [print_cb])``.
+
+    ``source`` is a preset name, a YAML path, a mapping or a RunConfig; each callback is called as
+    ``callback(event, step, values)`` with event in {"log", "eval", "checkpoint", "rollback", "end"}.
+    """
+    from igm.train.loop import train
+
+    cfg = apply_overrides(config_from(source), list(overrides))
+    return train(build_run(cfg, out_dir), callbacks=list(callbacks))
