@@ -189,7 +189,12 @@ def _fix_positionals(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse binds positionals before options: `igm train cfg.yaml --out D k=v` leaves k=v over
+    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _fix_positionals(args)
     from igm.train.checkpoint import CheckpointError
     from igm.train.config import ConfigError

@@ -33,7 +33,14 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a crash mid-write
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                keep.append(line)
         self.path.write_text("".join(line + "\n" for line in keep))
 
     def write(self, step: int, values: dict[str, Any]) -> None:

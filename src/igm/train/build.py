@@ -4,6 +4,7 @@ into objects (architectures, objective, optimisers, schedules, data, evaluator).
 from __future__ import annotations
 
 import copy
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,18 @@ def _validate(cfg: RunConfig) -> None:
             raise ConfigError(f"train.{key} must be at least 1; got {getattr(t, key)}")
     if t.ema is not None and not 0 < t.ema < 1:
         raise ConfigError(f"train.ema must be in (0, 1); got {t.ema}")
-    if cfg.optim.lr_generator <= 0 or cfg.optim.lr_critic <= 0:
-        raise ConfigError("optim.lr_generator and optim.lr_critic must be positive")
-    if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
-        raise ConfigError(f"optim.grad_clip must be positive or null; got {cfg.optim.grad_clip}")
+    o = cfg.optim
+    for key in ("lr_generator", "lr_critic", "step_gamma"):
+        if not (math.isfinite(getattr(o, key)) and getattr(o, key) > 0):
+            raise ConfigError(f"optim.{key} must be a positive number; got {getattr(o, key)}")
+    if o.grad_clip is not None and not (math.isfinite(o.grad_clip) and o.grad_clip > 0):
+        raise ConfigError(f"optim.grad_clip must be positive or null; got {o.grad_clip}")
+    if o.step_every < 1:
+        raise ConfigError(f"optim.step_every must be at least 1; got {o.step_every}")
+    if not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+        raise ConfigError(f"optim.betas must be in [0, 1); got {list(o.betas)}")
+    if not (math.isfinite(t.rollback_lr_factor) and t.rollback_lr_factor > 0):
+        raise ConfigError(f"train.rollback_lr_factor must be positive; got {t.rollback_lr_factor}")
     if cfg.model.z_dim < 1 or cfg.model.critic_out < 1:
         raise ConfigError("model.z_dim and model.critic_out must be at least 1")
     if t.max_rollbacks < 0:

@@ -84,6 +84,8 @@ class Run:
             "rollbacks": self.rollbacks,
             "best": self.best,
             "config": to_dict(self.config),
+            "data_shape": list(self.data.shape),
+            "data_kind": str(getattr(self.data, "kind", "image")),
             "generator": sd(self.generator),
             "critic": sd(self.critic),
             "ema": sd(self.ema),
@@ -290,11 +292,14 @@ def _rollback(run: Run, good: dict[str, Any], err: NonFiniteLoss, log: MetricsLo
     run.rollbacks = count
     torch.manual_seed(cfg.seed + 7919 * count)  # a different path from the same state
     run.data_rng.manual_seed(cfg.seed + 7919 * count)
-    for opt in (run.opt_g, run.opt_c):
+    for opt, sched in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)):
         for group in (opt.param_groups if opt is not None else []):
             group["lr"] *= cfg.rollback_lr_factor
+        if sched is not None and hasattr(sched, "base_lrs"):  # schedules recompute from base_lrs
+            sched.base_lrs = [lr * cfg.rollback_lr_factor for lr in sched.base_lrs]
     message = f"{err}; rolled back to step {run.step} (rollback {count} of at most {cfg.max_rollbacks})"
     if log is not None:
+        log.truncate_after(run.step)  # the steps after the checkpoint are trained again
         log.write(run.step, {"event": "rollback", "message": message})
     _emit(callbacks, "rollback", run.step, {"message": message})
 
@@ -318,7 +323,7 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
         run.load_state_dict(state)
         if log is not None:
             log.truncate_after(run.step)
-    good = run.state_dict()
+    good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
     if not resume:
         run.save("last")
     sums: dict[str, Tensor] = {}
@@ -363,7 +368,7 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                 if cfg.sample_every and run.step % cfg.sample_every == 0:
                     write_samples(run, run.step)
                 if run.step % cfg.checkpoint_every == 0 or stop.signal is not None:
-                    good = run.state_dict()
+                    good = copy.deepcopy(run.state_dict())
                     path = run.save("last")
                     _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
                 if stop.signal is not None:

@@ -26,16 +26,28 @@ def _checkpoint_path(source: Path) -> Path:
 
 
 def load_generator(source: Path, use_ema: bool = True):
-    """(generator in eval mode, dataset, config) from a run directory or checkpoint file."""
-    from igm.train.build import build_run
+    """(generator in eval mode, dataset or None, config) from a run directory or checkpoint file.
+
+    Only the generator is built, from the data shape stored in the checkpoint: the training data
+    need not be present. The dataset is loaded only for toy data (for the target's contours).
+    """
+    import igm.data
+    import igm.nn
 
     state = ckpt.load(_checkpoint_path(source))
     cfg: RunConfig = from_dict(RunConfig, state["config"])
-    cfg.train.device = "cpu"
-    run = build_run(cfg, None)
-    run.load_state_dict(state)
-    model = run.ema if (use_ema and run.ema is not None) else run.generator
-    return model.eval(), run.data, cfg
+    shape = tuple(state["data_shape"])
+    m = cfg.model
+    generator = igm.nn.build(m.generator, "generator", shape=shape, z_dim=m.z_dim, **m.generator_params)
+    weights = state["ema"] if (use_ema and state.get("ema") is not None) else state["generator"]
+    generator.load_state_dict(weights)
+    data = None
+    if state.get("data_kind") == "toy":
+        try:
+            data = igm.data.get(cfg.data.name, **cfg.data.params)
+        except (ValueError, OSError):
+            data = None
+    return generator.eval(), data, cfg
 
 
 @torch.no_grad()
