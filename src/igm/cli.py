@@ -143,6 +143,53 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kv(items: list[str], what: str) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} must look like key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from igm.train.scoring import format_table, score, write_json
+
+    source = Path(args.source)
+    if not source.exists():
+        raise UsageError(f"not found: {source}")
+    data, data_params = args.data, _kv(args.data_param, "--data-param")
+    if args.against is None and data is None and (source / "config.yaml").is_file():
+        from igm.train.config import load_config
+
+        cfg = load_config(source / "config.yaml")  # a run: score against its own dataset
+        data, data_params = cfg.data.name, dict(cfg.data.params)
+    if args.n < 2:
+        raise UsageError("--n must be at least 2")
+    result = score(
+        source, against=Path(args.against) if args.against else None, data=data, data_params=data_params,
+        extractor=args.extractor, extractor_params=_kv(args.extractor_param, "--extractor-param"), n=args.n,
+        subsets=args.subsets, subset_size=args.subset_size, seed=args.seed, cache=args.cache,
+    )
+    print(format_table(result))
+    out = Path(args.json) if args.json else (source / "eval.json" if source.is_dir() and (source / "config.yaml").is_file() else None)
+    if out is not None:
+        write_json(result, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from igm.metrics.features import train_digits_net
+
+    acc, path = train_digits_net(dataset=args.dataset, path=args.path, out=args.out, seed=args.seed)
+    print(f"held-out accuracy {acc:.4f}; weights written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igm", description="Implicit generative models: losses, training, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="the run directory (default: runs/NAME)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="KID / FID / IS of a run or of samples, against a dataset or other samples")
+    p.add_argument("source", help="a run directory, a checkpoint, an image folder or an .npy/.npz array")
+    p.add_argument("--against", help="reference samples: an image folder or an .npy/.npz array")
+    p.add_argument("--data", help="reference dataset name (default for a run: its own dataset)")
+    p.add_argument("--data-param", action="append", metavar="key=value", help="dataset parameter, e.g. path=/data/cifar")
+    p.add_argument("--extractor", default="digits", help="feature extractor: digits, inception, raw")
+    p.add_argument("--extractor-param", action="append", metavar="key=value", help="e.g. weights=/path/pt_inception.pth")
+    p.add_argument("--n", type=int, default=2000, help="samples per set")
+    p.add_argument("--subsets", type=int, default=100)
+    p.add_argument("--subset-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", help="cache folder for reference features (default ~/.cache/igm)")
+    p.add_argument("--json", help="write the results here (default for a run: RUN/eval.json)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("features", help="train the digits (or MNIST) feature network for KID/FID")
+    p.add_argument("command", choices=["train-digits"])
+    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
+    p.add_argument("--path", help="folder of the MNIST IDX files (for --dataset mnist)")
+    p.add_argument("--out", required=True, help="where to write the weights (.pt)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("sample", help="draw samples from a run's checkpoint as a PNG grid or .npy")
     p.add_argument("run", help="a run directory or a checkpoint file")

@@ -131,9 +131,14 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
     opt_g = make_optimizer(cfg, generator.parameters(), cfg.optim.lr_generator)
     opt_c = make_optimizer(cfg, critic.parameters(), cfg.optim.lr_critic) if critic is not None else None
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.train.ema is not None else None
-    evaluator = None
+    evaluator, adaptive = None, None
     if getattr(data, "kind", "") == "toy" and tuple(data.shape) == (2,):
         evaluator = toy_evaluator(data, cfg.eval.samples, cfg.train.seed, device, m.z_dim, m.z_dist)
+    elif getattr(data, "kind", "") == "image" and (cfg.eval.every > 0 or cfg.eval.adaptive):
+        from igm.train.evaluation import ImageEvaluator, KIDAdaptiveLR
+
+        evaluator = ImageEvaluator(cfg, data, device)
+        adaptive = KIDAdaptiveLR(cfg, evaluator) if cfg.eval.adaptive else None
     run = Run(
         config=cfg,
         generator=generator,
@@ -146,6 +151,7 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         sched_c=make_schedule(cfg, opt_c) if opt_c is not None else None,
         ema=ema,
         evaluator=evaluator,
+        adaptive=adaptive,
         out_dir=Path(out_dir) if out_dir is not None else None,
         device=device,
         data_rng=torch.Generator().manual_seed(cfg.train.seed),

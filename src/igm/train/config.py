@@ -94,7 +94,24 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 0  # generator steps between evaluations (0: only at the end)
-    samples: int = 1000
+    samples: int = 1000  # generated samples per evaluation
+    extractor: str | None = None  # feature extractor for images (None: "digits" for digits, else "inception")
+    extractor_params: dict[str, Any] = field(default_factory=dict)  # e.g. {weights: /path/to/pt_inception.pth}
+    real_samples: int = 10000  # real images embedded once (cached on disk by dataset and extractor)
+    batch_size: int = 250
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # capped by the samples available
+    fid: bool = True
+    cache_dir: str | None = None  # default $IGM_CACHE or ~/.cache/igm
+    adaptive: bool = False  # the KID-adaptive learning rate of the SMMD paper
+    adaptive_every: int = 2000
+    adaptive_window: int = 10  # compare with the samples of this many tests earlier
+    adaptive_patience: int = 3  # decay after this many tests without significant improvement
+    adaptive_threshold: float = 0.1  # p-value above which a test is "no improvement"
+    adaptive_factor: float = 0.8
+    adaptive_floor: float = 1e-6
+    adaptive_samples: int = 2048
+    variance_floor: float = 0.0  # floor on the relative test's variance (the authors' code: 1e-5)
 
 
 @dataclass
@@ -229,7 +246,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"{'.'.join(parts[:-1])} is not a section")
-        is_free_mapping = len(parts) >= 2 and parts[-2] in ("params", "generator_params", "critic_params")
+        is_free_mapping = len(parts) >= 2 and parts[-2] in ("params", "generator_params", "critic_params", "extractor_params")
         if parts[-1] not in node and not is_free_mapping:
             raise ConfigError(f"unknown key {key}")
         try:

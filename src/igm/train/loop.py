@@ -66,6 +66,7 @@ class Run:
     sched_c: Any = None
     ema: nn.Module | None = None
     evaluator: Callable[[nn.Module], dict[str, float]] | None = None
+    adaptive: Any = None  # igm.train.evaluation.KIDAdaptiveLR
     out_dir: Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     data_rng: torch.Generator = field(default_factory=torch.Generator)
@@ -94,6 +95,7 @@ class Run:
             "sched_g": sd(self.sched_g),
             "sched_c": sd(self.sched_c),
             "objective": self.objective.state_dict(),
+            "adaptive": None if self.adaptive is None else self.adaptive.state_dict(),
             "rng": ckpt.rng_state(self.data_rng),
         }
 
@@ -105,6 +107,8 @@ class Run:
             if obj is not None:
                 obj.load_state_dict(saved)
         self.objective.load_state_dict(state["objective"])
+        if self.adaptive is not None and state.get("adaptive") is not None:
+            self.adaptive.load_state_dict(state["adaptive"])
         ckpt.set_rng_state(state["rng"], self.data_rng)
         self.step, self.rollbacks, self.best = int(state["step"]), int(state["rollbacks"]), state["best"]
 
@@ -304,6 +308,18 @@ def _rollback(run: Run, good: dict[str, Any], err: NonFiniteLoss, log: MetricsLo
     _emit(callbacks, "rollback", run.step, {"message": message})
 
 
+def _adaptive_step(run: Run) -> dict[str, Any]:
+    model = run.ema if run.ema is not None else run.generator
+    was_training = model.training
+    model.eval()
+    try:
+        opts = [o for o in (run.opt_g, run.opt_c) if o is not None]
+        scheds = [s for o, s in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)) if o is not None]
+        return run.adaptive.step(run.step, model, opts, scheds)
+    finally:
+        model.train(was_training)
+
+
 def _maybe_best(run: Run, metrics: dict[str, float]) -> None:
     key = getattr(run.evaluator, "key", None)
     if key is None or key not in metrics:
@@ -365,6 +381,11 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                             log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
                         _maybe_best(run, metrics)
                         _emit(callbacks, "eval", run.step, metrics)
+                if run.adaptive is not None and run.step % run.adaptive.every == 0:
+                    decision = _adaptive_step(run)
+                    if log is not None:
+                        log.write(run.step, decision)
+                    _emit(callbacks, "adaptive", run.step, decision)
                 if cfg.sample_every and run.step % cfg.sample_every == 0:
                     write_samples(run, run.step)
                 if run.step % cfg.checkpoint_every == 0 or stop.signal is not None:

@@ -23,7 +23,7 @@ _PACKAGE = "igm.presets"
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("params", "generator_params", "critic_params"):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("params", "generator_params", "critic_params", "extractor_params"):
             out[key] = _merge(out[key], value)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}

@@ -165,7 +165,7 @@ class InceptionFID(FeatureExtractor):
 
     ``weights``: path of ``pt_inception-2015-12-05-6726825d.pth``; ``None`` reads it from the
     torch hub cache (:func:`default_weights_path`). ``pretrained=False`` skips loading (random
-    weights, meaningless features: for tests and timing only).
+    He-initialised weights, meaningless features: for tests and timing only).
     """
 
     name = "inception"
@@ -197,6 +197,10 @@ class InceptionFID(FeatureExtractor):
             load_inception_state(self, self.weights_path)
         elif weights is not None:
             raise ValueError("weights was given with pretrained=False; drop one of them")
+        else:  # He-normal convolutions keep activations O(1) (PyTorch's default init shrinks pool3 to ~1e-8)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
         self.freeze()
 
     def pool3(self, images: Tensor) -> Tensor:
