@@ -81,7 +81,7 @@ def save_image_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = image_grid(images, nrow)
-    scale = max(1, 256 // max(arr.shape[:2]))  # small digits are upscaled for viewing
+    scale = max(1, 512 // max(arr.shape[:2]))  # small images are upscaled for viewing
     img = Image.fromarray(arr)
     if scale > 1:
         img = img.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
