@@ -1,5 +1,23 @@
-"""Evaluation: toy-data quality measures (FID/KID/IS and feature extractors live alongside)."""
+"""Evaluation: FID, KID, Inception Score, the relative similarity test, accumulating metric objects
+and toy-data quality measures (feature extractors live alongside)."""
 
-from igm.metrics.toy import mode_statistics, toy_metrics
+from igm.metrics.fid import fid, fid_from_stats
+from igm.metrics.inception_score import inception_score
+from igm.metrics.kid import kid
+from igm.metrics.objects import FID, KID, InceptionScore
+from igm.metrics.relative import relative_test
+from igm.metrics.toy import mode_statistics, toy_metrics, wasserstein
 
-__all__ = ["mode_statistics", "toy_metrics"]
+__all__ = [
+    "FID",
+    "KID",
+    "InceptionScore",
+    "fid",
+    "fid_from_stats",
+    "inception_score",
+    "kid",
+    "mode_statistics",
+    "relative_test",
+    "toy_metrics",
+    "wasserstein",
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from igm.kernels import Gaussian
@@ -65,6 +64,8 @@ def wasserstein(samples: Tensor, target: Tensor, p: float = 2) -> float:
         )
     if not p >= 1:
         raise ValueError(f"p must be ≥ 1; got {p}")
+    from scipy.optimize import linear_sum_assignment  # imported here: scipy is slow to import
+
     a = samples.detach().to(device="cpu", dtype=torch.float64)
     b = target.detach().to(device="cpu", dtype=torch.float64)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
