@@ -14,7 +14,6 @@ import torch
 from igm.metrics import fid, fid_from_stats
 from igm.metrics.fid import feature_statistics, sqrt_trace
 
-SLOW = pytest.mark.skipif(not os.environ.get("IGM_SLOW_TESTS"), reason="d = 2048 sqrtm reference takes ~30 s each; set IGM_SLOW_TESTS=1")
 
 
 def one_blas_thread() -> contextlib.AbstractContextManager:
@@ -45,7 +44,7 @@ def feature_pair(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 @pytest.mark.parametrize(
     "n, d",
-    [(800, 512), (200, 512), pytest.param(3000, 2048, marks=[pytest.mark.slow, SLOW]), pytest.param(500, 2048, marks=[pytest.mark.slow, SLOW])],
+    [(800, 512), (200, 512), pytest.param(3000, 2048, marks=pytest.mark.slow), pytest.param(500, 2048, marks=pytest.mark.slow)],
 )
 def test_fid_matches_sqrtm_reference(n: int, d: int) -> None:
     a, b = feature_pair(n, d)
