@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import yaml
 
-from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, to_dict
+from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, sample_latent, to_dict
 from igm.train.loop import Run
 
 __all__ = ["build_run", "resolve_device", "make_optimizer", "make_schedule", "toy_evaluator", "load_run", "config_from", "fit"]
@@ -61,7 +61,7 @@ class toy_evaluator:
 
         g = torch.Generator().manual_seed(self.seed + 99991)
         n = self.samples
-        z = torch.rand(n, self.z_dim, generator=g) * 2 - 1 if self.z_dist == "uniform" else torch.randn(n, self.z_dim, generator=g)
+        z = sample_latent(n, self.z_dim, self.z_dist, g)
         samples = generator(z.to(self.device)).float().cpu()
         return toy_metrics(samples, self.dataset, generator=g)
 

@@ -17,6 +17,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "sample_latent",
     "ModelConfig",
     "ObjectiveConfig",
     "OptimConfig",
@@ -33,6 +34,15 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A bad key or value in a run configuration; the message names the key."""
+
+
+def sample_latent(n: int, z_dim: int, dist: str, generator: "torch.Generator") -> "torch.Tensor":
+    """``n`` latent codes: standard normal, or uniform on [−1, 1] (the SMMD code's choice)."""
+    import torch
+
+    if dist == "uniform":
+        return torch.rand(n, z_dim, generator=generator) * 2 - 1
+    return torch.randn(n, z_dim, generator=generator)
 
 
 @dataclass

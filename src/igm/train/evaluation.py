@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from igm.metrics import fid, kid, relative_test
 from igm.metrics.cache import cached_features
 from igm.metrics.features import get as get_extractor
-from igm.train.config import ConfigError, RunConfig
+from igm.train.config import ConfigError, RunConfig, sample_latent
 
 __all__ = ["ImageEvaluator", "KIDAdaptiveLR", "default_extractor"]
 
@@ -30,7 +30,7 @@ def default_extractor(data_name: str) -> str:
 
 def _z(cfg: RunConfig, n: int, seed: int, device: torch.device) -> Tensor:
     g = torch.Generator().manual_seed(seed)
-    z = torch.rand(n, cfg.model.z_dim, generator=g) * 2 - 1 if cfg.model.z_dist == "uniform" else torch.randn(n, cfg.model.z_dim, generator=g)
+    z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g)
     return z.to(device)
 
 

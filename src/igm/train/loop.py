@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from igm.train import checkpoint as ckpt
 from igm.train.artifacts import MetricsLog, save_image_grid, save_scatter
-from igm.train.config import RunConfig, to_dict
+from igm.train.config import RunConfig, sample_latent, to_dict
 
 __all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "NonFiniteLoss"]
 
@@ -123,12 +123,7 @@ class Run:
 
 
 def _sample_z(run: Run, n: int) -> Tensor:
-    z_dim, dist = run.config.model.z_dim, run.config.model.z_dist
-    if dist == "uniform":
-        z = torch.rand(n, z_dim, generator=run.data_rng) * 2 - 1
-    else:
-        z = torch.randn(n, z_dim, generator=run.data_rng)
-    return z.to(run.device)
+    return sample_latent(n, run.config.model.z_dim, run.config.model.z_dist, run.data_rng).to(run.device)
 
 
 def _real(run: Run, n: int) -> Tensor:
@@ -246,9 +241,7 @@ class _StopFlag:
 
 def _fixed_z(run: Run, n: int) -> Tensor:
     g = torch.Generator().manual_seed(run.config.train.seed + 12345)
-    z_dim = run.config.model.z_dim
-    z = torch.rand(n, z_dim, generator=g) * 2 - 1 if run.config.model.z_dist == "uniform" else torch.randn(n, z_dim, generator=g)
-    return z.to(run.device)
+    return sample_latent(n, run.config.model.z_dim, run.config.model.z_dist, g).to(run.device)
 
 
 def write_samples(run: Run, step: int) -> Path | None:

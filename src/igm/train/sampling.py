@@ -9,7 +9,7 @@ import torch
 
 from igm.train import checkpoint as ckpt
 from igm.train.artifacts import save_image_grid, save_scatter
-from igm.train.config import ConfigError, RunConfig, from_dict
+from igm.train.config import ConfigError, RunConfig, from_dict, sample_latent
 
 __all__ = ["load_generator", "sample_to_file"]
 
@@ -57,7 +57,7 @@ def sample_to_file(source: Path, out: Path, n: int = 64, seed: int = 0, use_ema:
     model, data, cfg = load_generator(source, use_ema)
     g = torch.Generator().manual_seed(seed)
     z_dim = cfg.model.z_dim
-    z = torch.rand(n, z_dim, generator=g) * 2 - 1 if cfg.model.z_dist == "uniform" else torch.randn(n, z_dim, generator=g)
+    z = sample_latent(n, z_dim, cfg.model.z_dist, g)
     samples = model(z).float()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":

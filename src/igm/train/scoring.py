@@ -13,7 +13,7 @@ from torch import Tensor
 from igm.metrics import fid, inception_score, kid
 from igm.metrics.cache import cached_features
 from igm.metrics.features import get as get_extractor
-from igm.train.config import ConfigError
+from igm.train.config import ConfigError, sample_latent
 
 __all__ = ["load_images", "score", "format_table"]
 
@@ -28,7 +28,7 @@ def load_images(source: Path, n: int, seed: int) -> tuple[Tensor, str]:
 
         model, _, cfg = load_generator(source)
         g = torch.Generator().manual_seed(seed)
-        z = torch.rand(n, cfg.model.z_dim, generator=g) * 2 - 1 if cfg.model.z_dist == "uniform" else torch.randn(n, cfg.model.z_dim, generator=g)
+        z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g)
         with torch.no_grad():
             images = torch.cat([model(zc) for zc in z.split(250)])
         return images, f"{n} samples from {source}"
