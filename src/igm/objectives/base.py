@@ -61,7 +61,7 @@ def scalar_output(out: Tensor) -> Tensor:
     """(n,) from a scalar-per-sample critic output (n,) or (n, 1)."""
     if out.shape[1] != 1:
         raise ValueError(f"this objective needs a critic with one scalar output per sample; got {out.shape[1]} outputs")
-    return out[:, 0]
+    return out.reshape(-1)  # a view with a free backward (out[:, 0] allocates in backward)
 
 
 @dataclass
