@@ -25,20 +25,10 @@ import sys
 import time
 from typing import Callable
 
+from _common import cpu_model  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 import torch
 
 import igm.metrics.features as FX
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def throughput(fn: Callable[[torch.Tensor], object], x: torch.Tensor, repeats: int) -> tuple[float, float]:

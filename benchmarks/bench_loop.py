@@ -55,6 +55,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from _common import cpu_model  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -334,16 +335,6 @@ def build_case(name: str, iters: int, detach: bool, cifar_channels: int) -> Case
     cfg = run.config
     assert cfg.train.extra_critic_steps == 0 and cfg.train.ema is None and cfg.optim.schedule == "constant", name
     return Case(name, run, plain_from(run, detach), iters)
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def q(xs: list[float], p: float) -> float:

@@ -28,9 +28,8 @@ class UsageError(Exception):
 
 def parse_objective_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     """``[label=]name[:key=value,key=value]`` → (label, name, hyperparameters)."""
-    head, colon, params = spec.partition(":")
+    head, _, params = spec.partition(":")
     label, _, name = head.rpartition("=")
-    rest = head if not label else name
     hp: dict[str, Any] = {}
     for item in filter(None, params.split(",")):
         key, sep, value = item.partition("=")

@@ -160,11 +160,11 @@ class Radial(Kernel):
     def diag(self, a: Tensor) -> Tensor:
         return torch.full((a.shape[0],), self.g0, dtype=a.dtype, device=a.device)
 
-    @property
+    @cached_property  # constants of the kernel, read on every SMMD step: computed once
     def g0(self) -> float:
         return float(self.profile(torch.zeros((), dtype=torch.float64), 0))
 
-    @property
+    @cached_property
     def gprime0(self) -> float:
         return -float(self.profile(torch.zeros((), dtype=torch.float64), 1))
 

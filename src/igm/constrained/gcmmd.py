@@ -24,7 +24,6 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from igm.checks import as_features
 from igm.kernels import Kernel
 from igm.mmd import gram_blocks, mmd2_from_gram
 

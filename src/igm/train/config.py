@@ -11,9 +11,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import yaml
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ConfigError",

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from igm.metrics import fid, kid, relative_test
 from igm.metrics.cache import cached_features
+from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
 from igm.train.config import ConfigError, RunConfig, sample_latent
 
@@ -47,12 +48,8 @@ class ImageEvaluator:
         self.cfg, self.data, self.device, self.name = cfg, data, device, name
         self._real: Tensor | None = None
 
-    @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
-        out = []
-        for chunk in images.split(self.cfg.eval.batch_size):
-            out.append(self.extractor(chunk.to(self.device).float())["features"].double().cpu())
-        return torch.cat(out)
+        return embed(self.extractor, images, self.cfg.eval.batch_size, self.device)["features"]
 
     def real_features(self) -> Tensor:
         if self._real is None:

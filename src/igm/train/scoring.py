@@ -12,6 +12,7 @@ from torch import Tensor
 
 from igm.metrics import fid, inception_score, kid
 from igm.metrics.cache import cached_features
+from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
 from igm.train.config import ConfigError, sample_latent
 
@@ -43,15 +44,9 @@ def load_images(source: Path, n: int, seed: int) -> tuple[Tensor, str]:
     return images, f"{count} images from {source}"
 
 
-def _embed(extractor, images: Tensor, batch: int = 250) -> tuple[Tensor, Tensor | None]:
-    feats, probs = [], []
-    with torch.no_grad():
-        for chunk in images.split(batch):
-            out = extractor(chunk.float())
-            feats.append(out["features"].double())
-            if "probs" in out:
-                probs.append(out["probs"].double())
-    return torch.cat(feats), (torch.cat(probs) if probs else None)
+def _embed(extractor, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    out = embed(extractor, images)
+    return out["features"], out.get("probs")
 
 
 def score(

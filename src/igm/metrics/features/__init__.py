@@ -11,7 +11,7 @@ from __future__ import annotations
 from .digits_net import DigitsFeatures, DigitsNet, digits_split, shipped_weights, train_digits_net
 from .inception import WEIGHTS_BYTES, WEIGHTS_FILE, InceptionFID, default_weights_path
 from .raw import RawPixels
-from .registry import FeatureExtractor, get, names, registry, resize_images
+from .registry import FeatureExtractor, embed, get, names, registry, resize_images
 
 __all__ = [
     "DigitsFeatures",
@@ -22,6 +22,7 @@ __all__ = [
     "WEIGHTS_BYTES",
     "WEIGHTS_FILE",
     "default_weights_path",
+    "embed",
     "digits_split",
     "get",
     "names",

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from igm.registry import Registry, construct
 
-__all__ = ["FeatureExtractor", "registry", "get", "names", "resize_images", "as_image_batch"]
+__all__ = ["FeatureExtractor", "registry", "get", "names", "resize_images", "as_image_batch", "embed"]
 
 
 class FeatureExtractor(nn.Module):
@@ -88,3 +88,14 @@ def resize_images(images: Tensor, size: int | tuple[int, int], mode: str = "auto
     if mode in ("bilinear", "bicubic"):
         return F.interpolate(images, size=hw, mode=mode, align_corners=False)
     return F.interpolate(images, size=hw, mode=mode)
+
+
+@torch.no_grad()
+def embed(extractor: nn.Module, images: Tensor, batch_size: int = 250, device: torch.device | None = None) -> dict[str, Tensor]:
+    """Run ``extractor`` over ``images`` in batches; every output concatenated, float64, on the CPU."""
+    parts: dict[str, list[Tensor]] = {}
+    for chunk in images.split(batch_size):
+        out = extractor(chunk.to(device).float() if device is not None else chunk.float())
+        for key, value in out.items():
+            parts.setdefault(key, []).append(value.double().cpu())
+    return {key: torch.cat(values) for key, values in parts.items()}
