@@ -27,7 +27,10 @@ class MetricsLog:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(log_dir=str(run_dir))
-            except ImportError:  # pragma: no cover - tensorboard is a dependency
+            except ImportError as exc:  # tensorboard is a dependency; say so if it is missing
+                import warnings
+
+                warnings.warn(f"TensorBoard logging is off ({exc}); install it with `pip install tensorboard`", stacklevel=2)
                 self._writer = None
 
     def truncate_after(self, step: int) -> None:
