@@ -189,6 +189,25 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_figure(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from igm.analysis import figures
+
+    if args.name is None or args.name == "list":
+        for name in figures.names():
+            print(f"{name:18s} {figures.get(name).help}")
+        return 0
+    if args.name not in figures.names():
+        raise UsageError(f"unknown figure {args.name!r}; valid: {', '.join(figures.names())}")
+    out = Path(args.out) if args.out else Path("figures") / args.name
+    result = figures.run(args.name, out, quick=args.quick, overrides=args.options)
+    for line in result.get("summary", []):
+        print(line)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igm", description="Implicit generative models: losses, training, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_features)
 
+    p = sub.add_parser("figure", help="draw one of the papers' analyses (igm figure list)")
+    p.add_argument("name", nargs="?", help="the figure, or 'list'")
+    p.add_argument("options", nargs="*", metavar="key=value", help="figure options, e.g. steps=200")
+    p.add_argument("--out", help="output folder (default: figures/NAME)")
+    p.add_argument("--quick", action="store_true", help="the reduced setting the tests use: small grids, few steps")
+    p.set_defaults(func=_cmd_figure)
+
     p = sub.add_parser("sample", help="draw samples from a run's checkpoint as a PNG grid or .npy")
     p.add_argument("run", help="a run directory or a checkpoint file")
     p.add_argument("--out", required=True, help="output file: .png (grid or scatter) or .npy")
@@ -260,8 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse binds positionals before options: `igm train cfg.yaml --out D k=v` leaves k=v over
-    if extra and getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = list(args.overrides) + extra
+    if extra and getattr(args, "command", None) in ("train", "figure") and all("=" in e and not e.startswith("-") for e in extra):
+        if args.command == "train":
+            args.overrides = list(args.overrides) + extra
+        else:
+            args.options = list(args.options) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _fix_positionals(args)

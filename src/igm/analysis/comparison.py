@@ -1,0 +1,156 @@
+"""``igm figure digits-comparison``: every image objective trained with its ``digits-*`` preset for
+the same number of generator steps and several seeds, scored by digits-feature KID and FID.
+
+The runs live under ``OUT/runs/PRESET/seedN``. The command is resumable: a finished run (its
+``summary.json`` at the requested step) is read back, an interrupted one resumes from its last
+checkpoint, so a long comparison can be stopped and restarted at any point.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from igm.analysis.figures import register, write_json
+
+__all__ = ["ComparisonOptions", "digits_comparison", "aggregate", "markdown_table"]
+
+
+@dataclass
+class ComparisonOptions:
+    presets: tuple[str, ...] = ()  # default: every digits-* preset
+    seeds: int = 3
+    steps: int = 500  # generator steps for every run
+    eval_samples: int = 1000  # generated samples scored at the end
+    threads: int = 1  # torch CPU threads per run
+    progress: bool = False  # per-run progress bars
+
+
+def _presets(opts: ComparisonOptions) -> list[str]:
+    from igm.train import presets
+
+    names = list(opts.presets) or [n for n in presets.names() if n.startswith("digits-")]
+    for name in names:
+        presets.get(name)  # an unknown name is an error listing the valid ones
+    return names
+
+
+def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> dict:
+    from igm.train import apply_overrides, build_run, load_run, presets, train
+
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        saved = json.loads(summary_path.read_text())
+        if saved.get("step") == opts.steps:
+            return saved
+    overrides = [
+        f"train.steps={opts.steps}", f"train.seed={seed}", f"train.threads={opts.threads}",
+        f"train.progress={str(opts.progress).lower()}", f"eval.every={opts.steps}",
+        f"eval.samples={opts.eval_samples}", f"train.sample_every={opts.steps}",
+        f"train.checkpoint_every={max(1, min(opts.steps, 100))}", f"train.log_every={max(1, min(opts.steps, 50))}",
+    ]
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return train(load_run(run_dir), resume=True)
+    cfg = apply_overrides(presets.get(preset), overrides)
+    return train(build_run(cfg, run_dir))
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean ± sample std over seeds of KID, FID and wall time, per preset, in the rows' order."""
+    out = []
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        mine = [r for r in rows if r["preset"] == preset]
+        entry = {"preset": preset, "seeds": len(mine)}
+        for key in ("kid", "fid", "seconds"):
+            vals = [r[key] for r in mine if r.get(key) is not None]
+            entry[key] = statistics.fmean(vals) if vals else None
+            entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def markdown_table(agg: list[dict]) -> str:
+    lines = ["| preset | seeds | KID (mean ± std) | FID (mean ± std) | wall time (s) |", "|---|---|---|---|---|"]
+    for e in sorted(agg, key=lambda e: e["kid"] if e["kid"] is not None else float("inf")):
+        lines.append(
+            f"| `{e['preset']}` | {e['seeds']} | {e['kid']:.3f} ± {e['kid_std']:.3f} | "
+            f"{e['fid']:.1f} ± {e['fid_std']:.1f} | {e['seconds']:.0f} ± {e['seconds_std']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _plot(agg: list[dict], rows: list[dict], out_dir: Path, steps: int) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    order = sorted(agg, key=lambda e: e["kid"])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.2))
+    ys = range(len(order))
+    ax.barh(list(ys), [e["kid"] for e in order], xerr=[e["kid_std"] for e in order], color="tab:blue", alpha=0.8)
+    for e, y in zip(order, ys):
+        seeds = [r["kid"] for r in rows if r["preset"] == e["preset"]]
+        ax.plot(seeds, [y] * len(seeds), "k.", ms=4)
+    ax.set_yticks(list(ys), [e["preset"] for e in order])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"digits-feature KID after {steps} generator steps (mean ± std over seeds; dots: seeds)")
+    fig.tight_layout()
+    bars = out_dir / "digits-comparison-kid.png"
+    fig.savefig(bars, dpi=120)
+    plt.close(fig)
+
+    grids = []
+    for e in order:
+        run = next(r for r in rows if r["preset"] == e["preset"])
+        pngs = sorted((Path(run["run_dir"]) / "samples").glob("step_*.png"))
+        if pngs:
+            grids.append((e["preset"], e["kid"], pngs[-1]))
+    paths = [bars]
+    if grids:
+        cols = min(5, len(grids))
+        nrows = -(-len(grids) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols, 2.6 * nrows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, (name, k, png) in zip(axes.flat, grids):
+            with Image.open(png) as im:
+                ax.imshow(im.convert("RGB"))
+            ax.set_title(f"{name.removeprefix('digits-')}\nKID {k:.3f}", fontsize=8)
+        fig.tight_layout()
+        samples = out_dir / "digits-comparison-samples.png"
+        fig.savefig(samples, dpi=120)
+        plt.close(fig)
+        paths.append(samples)
+    return paths
+
+
+@register("digits-comparison", ComparisonOptions,
+          quick={"presets": ("digits-gan", "digits-sn-smmd"), "seeds": 2, "steps": 2, "eval_samples": 64},
+          help="every digits-* preset, same generator steps, several seeds: KID, FID, wall time")
+def digits_comparison(opts: ComparisonOptions, out_dir: Path) -> dict:
+    if opts.seeds < 1 or opts.steps < 1:
+        raise ValueError("seeds and steps must be positive")
+    names = _presets(opts)
+    rows = []
+    for seed in range(opts.seeds):  # seed-major: a stopped comparison has whole seeds done
+        for preset in names:
+            run_dir = out_dir / "runs" / preset / f"seed{seed}"
+            summary = _one_run(preset, seed, opts, run_dir)
+            rows.append({
+                "preset": preset, "seed": seed, "run_dir": str(run_dir), "step": summary.get("step"),
+                "kid": summary.get("eval/kid"), "fid": summary.get("eval/fid"), "seconds": summary.get("seconds"),
+            })
+            print(f"{preset} seed {seed}: KID {rows[-1]['kid']:.4f}, FID {rows[-1]['fid']:.2f}, {rows[-1]['seconds']:.0f} s",
+                  flush=True)
+    agg = aggregate(rows)
+    table = markdown_table(agg)
+    (out_dir / "digits-comparison.md").write_text(table + "\n")
+    figures = _plot(agg, rows, out_dir, opts.steps)
+    payload = {"options": opts, "runs": rows, "aggregate": agg, "figures": [str(p) for p in figures],
+               "summary": table.splitlines()}
+    write_json(out_dir / "digits-comparison.json", payload)
+    return payload
