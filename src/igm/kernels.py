@@ -84,7 +84,15 @@ class Pairwise:
 
     @cached_property
     def sqdist(self) -> Tensor:
-        d = (self.sqnorm_a[:, None] + self.sqnorm_b[None, :] - 2.0 * self.dot).clamp_min(0.0)
+        # ‖a‖² + ‖b‖² − 2a·b after a common shift: distances do not change, but the cancellation
+        # error, of the order eps·‖a‖², becomes eps·spread², so features far from the origin (a
+        # critic that drifts) still give a positive semi-definite Gaussian Gram matrix.
+        shift = self.a.detach().mean(0)
+        a = self.a - shift
+        b = a if self.symmetric else self.b - shift
+        sq_a = (a * a).sum(1)
+        sq_b = sq_a if self.symmetric else (b * b).sum(1)
+        d = (sq_a[:, None] + sq_b[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
         if self.symmetric:
             eye = torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
             d = d.masked_fill(eye, 0.0)

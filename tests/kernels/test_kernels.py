@@ -192,6 +192,27 @@ def test_symmetric_distances_are_clamped_nonnegative():
     assert torch.all(K.Pairwise(a, a.clone()).sqdist >= 0)
 
 
+def test_far_from_origin_float32_gram_stays_positive_semidefinite():
+    # a critic whose features drift far from the origin (GRAM on digits did): spread 1 at offset
+    # 3e3. Without the common shift, float32 cancellation in ‖a‖² + ‖b‖² − 2a·b is of order
+    # eps·‖a‖² ≈ 1, so the Gaussian Gram matrix has eigenvalues far below zero and the Cholesky of
+    # K + 1e-3·I fails. Reference: float64 distances from explicit differences.
+    g = torch.Generator().manual_seed(3)
+    a64 = torch.randn(64, 16, generator=g, dtype=torch.float64) + 3e3
+    b64 = torch.randn(48, 16, generator=g, dtype=torch.float64) + 3e3
+    sigma = 4.0
+    ref = torch.exp(-((a64[:, None] - a64[None]) ** 2).sum(-1) / (2 * sigma**2))
+    ref_ab = torch.exp(-((a64[:, None] - b64[None]) ** 2).sum(-1) / (2 * sigma**2))
+    a, b = a64.float(), b64.float()
+    naive_sq = (a * a).sum(1)
+    naive = torch.exp(-(naive_sq[:, None] + naive_sq[None] - 2 * a @ a.T).clamp_min(0) / (2 * sigma**2))
+    assert (naive.double() - ref).abs().max() > 0.1  # the naive expansion really is wrong here
+    gram = Gaussian(sigma)(a)
+    np.testing.assert_allclose(gram.double().numpy(), ref.numpy(), atol=1e-4)
+    np.testing.assert_allclose(Gaussian(sigma)(a, b).double().numpy(), ref_ab.numpy(), atol=1e-4)
+    torch.linalg.cholesky(gram + 1e-3 * torch.eye(64))  # raises if not positive definite
+
+
 # ----------------------------------------------------------------------------------------------
 # gradients
 

@@ -556,6 +556,33 @@ def test_nan_loss_rolls_back_once(tiny, tmp_path):
     assert ckpt.load(tmp_path / "checkpoints" / "last.pt")["rollbacks"] == 1
 
 
+class FailedFactorisation(Wrapped):
+    """At generator step ``at`` (once), the loss goes through a Cholesky of an indefinite matrix,
+    as GRAM's density ratio does when its kernel matrix loses definiteness."""
+
+    def __init__(self, inner, run, at: int):
+        super().__init__(inner, run)
+        self.at, self.fired = at, 0
+
+    def generator_loss(self, critic, real, fake):
+        loss, stats = self.inner.generator_loss(critic, real, fake)
+        if self.run.step == self.at and not self.fired:
+            self.fired += 1
+            bad = torch.tensor([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
+            loss = loss + torch.linalg.cholesky(bad).sum()
+        return loss, stats
+
+
+def test_failed_factorisation_rolls_back_like_a_nan(tiny, tmp_path):
+    run = _nan_run(tiny, tmp_path, steps=6)
+    run.objective = FailedFactorisation(run.objective, run, at=5)
+    summary = train(run)
+    assert run.objective.fired == 1
+    assert summary["step"] == 6 and summary["rollbacks"] == 1
+    (rec,) = [r for r in read_metrics(tmp_path) if r.get("event") == "rollback"]
+    assert rec["step"] == 4 and "positive-definite" in rec["message"] and "rolled back to step 4" in rec["message"]
+
+
 def test_nan_before_the_first_checkpoint_rolls_back_to_step_0(tiny, tmp_path):
     run = _nan_run(tiny, tmp_path, steps=3)
     run.objective = NaNGenerator(run.objective, run, at=1)

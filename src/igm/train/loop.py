@@ -277,7 +277,7 @@ def _emit(callbacks, event: str, step: int, values: dict[str, Any]) -> None:
         cb(event, step, values)
 
 
-def _rollback(run: Run, good: dict[str, Any], err: NonFiniteLoss, log: MetricsLog | None, callbacks) -> None:
+def _rollback(run: Run, good: dict[str, Any], err: Exception, log: MetricsLog | None, callbacks) -> None:
     cfg = run.config.train
     if run.rollbacks >= cfg.max_rollbacks:
         raise TrainingDiverged(
@@ -343,7 +343,7 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
             while run.step < cfg.steps:
                 try:
                     stats = train_step(run)
-                except NonFiniteLoss as err:
+                except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
                     _rollback(run, good, err, log, callbacks)
                     sums, count = {}, 0
                     if bar is not None:
