@@ -9,6 +9,7 @@ identical points, so the closed forms of SPEC §5 test the objectives themselves
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,32 @@ class DiracCritic(nn.Module):
         return self.psi * x
 
 
+class SpectralDiracCritic(nn.Module):
+    """φ_ψ(x) = (ψ / σ̂(ψ)) x: the weight ψ of a 1×1 linear layer under the library's spectral
+    parametrisation with the scale fixed at 1 (SN-GAN / SN-MMD, :mod:`igm.nn.spectral`). For a 1×1
+    weight σ̂(ψ) = |ψ|, so φ(x) = sign(ψ) x and no loss has a gradient in ψ: the critic is frozen at
+    |ψ| = 1, which is what seed 000 means by "SN-MMD: here ψ = 1". ``psi`` is the raw weight."""
+
+    def __init__(self, psi: float):
+        super().__init__()
+        from igm.nn.spectral import spectral_parametrize
+
+        self.layer = nn.Linear(1, 1, bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            self.layer.weight.fill_(float(psi))
+        spectral_parametrize(self.layer, learn_scale=False)
+
+    @property
+    def psi(self) -> nn.Parameter:
+        return self.layer.parametrizations.weight.original
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layer(x)
+
+
+CriticFactory = Callable[[float], nn.Module]
+
+
 class DiracGenerator(nn.Module):
     """G(z) = θ for every z."""
 
@@ -42,9 +69,12 @@ def _real(batch: int) -> Tensor:
     return torch.zeros(batch, 1, dtype=torch.float64)
 
 
-def losses(objective: Objective, theta: float, psi: float, batch: int = 4) -> dict[str, float]:
-    """Critic and generator losses and their gradients in ψ and θ at one point of the plane."""
-    critic, gen = DiracCritic(psi), DiracGenerator(theta)
+def losses(
+    objective: Objective, theta: float, psi: float, batch: int = 4, critic: CriticFactory = DiracCritic
+) -> dict[str, float]:
+    """Critic and generator losses and their gradients in ψ and θ at one point of the plane.
+    ``critic(psi)`` builds the critic; it must expose its parameter as ``.psi``."""
+    critic, gen = critic(psi), DiracGenerator(theta)
     real, fake = _real(batch), gen(batch)
     out: dict[str, float] = {}
     if objective.uses_critic:
@@ -57,9 +87,11 @@ def losses(objective: Objective, theta: float, psi: float, batch: int = 4) -> di
     return out
 
 
-def vector_field(objective: Objective, theta: float, psi: float, batch: int = 4) -> tuple[float, float]:
+def vector_field(
+    objective: Objective, theta: float, psi: float, batch: int = 4, critic: CriticFactory = DiracCritic
+) -> tuple[float, float]:
     """The gradient-descent directions (−∂_θ L_G, −∂_ψ L_C) of the two players at (θ, ψ)."""
-    out = losses(objective, theta, psi, batch)
+    out = losses(objective, theta, psi, batch, critic)
     return -out["dgen_dtheta"], -out.get("dcritic_dpsi", 0.0)
 
 
@@ -80,9 +112,10 @@ def train(
     lr: float = 0.1,
     n_critic: int = 1,
     batch: int = 4,
+    critic: CriticFactory = DiracCritic,
 ) -> list[DiracStep]:
     """Alternating gradient descent on the DiracGAN; returns the trajectory (one row per step)."""
-    critic, gen = DiracCritic(psi), DiracGenerator(theta)
+    critic, gen = critic(psi), DiracGenerator(theta)
     opt_c = torch.optim.SGD(critic.parameters(), lr=lr)
     opt_g = torch.optim.SGD(gen.parameters(), lr=lr)
     real = _real(batch)
