@@ -89,7 +89,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from igm.train import apply_overrides, build_run, config_from, load_run, train
+    from igm.train import apply_overrides, build_run, config_from, distributed, load_run, train
     from igm.train.loop import TrainingDiverged, TrainingInterrupted
 
     if args.resume:
@@ -108,17 +108,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"config file not found: {args.config}")
         cfg = apply_overrides(config_from(source), args.overrides)
         run_dir = Path(args.out) if args.out else Path("runs") / (args.preset or Path(args.config).stem)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # under torchrun only rank 0 looks: the others would find the directory rank 0 just created
+        if distributed.is_main() and run_dir.exists() and any(run_dir.iterdir()):
             raise UsageError(f"run directory {run_dir} is not empty; resume it with --resume {run_dir} or choose --out")
         run = build_run(cfg, run_dir)
         resume = False
     try:
+        if run.dist is not None and run.dist.is_main:
+            print(f"igm: {run.dist.describe(run.config)}", file=sys.stderr)
         summary = train(run, resume=resume)
     except TrainingInterrupted as err:
-        print(f"igm: {err}; continue with: igm train --resume {run_dir}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"igm: {err}; continue with: igm train --resume {run_dir}", file=sys.stderr)
         return 130
     except TrainingDiverged as err:
         raise UsageError(str(err)) from None
+    finally:
+        distributed.shutdown()  # ends the process group build_run started under torchrun
+    if not distributed.is_main():
+        return 0
     evals = {k[5:]: v for k, v in summary.items() if k.startswith("eval/")}
     if evals:
         print("final: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in evals.items()))

@@ -28,6 +28,10 @@ __all__ = [
     "mmd2",
     "mmd2_from_gram",
     "mmd2_block",
+    "gather_ranks",
+    "sum_ranks",
+    "mean_ranks",
+    "mmd2_gathered",
     "witness",
     "ustat_matrix",
     "mmd2_variance",
@@ -93,6 +97,103 @@ def mmd2_block(x: Tensor, y: Tensor, kernel: Kernel, blocks: int, *, check_finit
     check_batch_size(min(m, n) // blocks, 2, "each block of the block MMD² estimator")
     parts = [mmd2_from_gram(*gram_blocks(xb, yb, kernel)) for xb, yb in zip(x.chunk(blocks), y.chunk(blocks))]
     return torch.stack(parts).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# data-parallel estimates
+#
+# In data-parallel training every process r holds its own batch and computes its own loss L_r; the
+# quantity being minimised is (1/W) Σ_r L_r, and gradient averaging over the W processes (DDP's, or
+# igm.train.distributed's for the critic) supplies the 1/W. The two collectives below are written so
+# that this stays exact when L_r depends on other processes' samples: their backward passes return,
+# to each process, the SUM over processes of the gradients that reach its own inputs — the chain rule
+# for Σ_r L_r. With the full-batch (gathered) estimator every L_r equals the same global L, so each
+# process receives W · ∂L/∂(its inputs) and the 1/W of the averaging makes it exactly ∂L/∂θ.
+
+
+def _group_info(group) -> tuple[int, int]:
+    import torch.distributed as dist
+
+    return dist.get_world_size(group), dist.get_rank(group)
+
+
+class _SumRanks(torch.autograd.Function):
+    """y = Σ_r x_r on every process; ∂/∂x_r of Σ_r' L_r'(y) = Σ_r' ∂L_r'/∂y (an all-reduce again)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, group) -> Tensor:  # noqa: ANN001
+        import torch.distributed as dist
+
+        ctx.group = group
+        y = x.detach().clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(y, op=dist.ReduceOp.SUM, group=group)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN001
+        return _SumRanks.apply(grad.contiguous(), ctx.group), None
+
+
+class _GatherRows(torch.autograd.Function):
+    """cat(x_0, ..., x_{W−1}) on every process (equal row counts); the gradient of x_r is the rank-r
+    slice of the sum over processes of the gradients of the gathered tensor."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, group) -> Tensor:  # noqa: ANN001
+        import torch.distributed as dist
+
+        world, rank = _group_info(group)
+        ctx.group, ctx.rank, ctx.rows = group, rank, x.shape[0]
+        x = x.detach().contiguous()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x, group=group)
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN001
+        # an all-reduce of the whole gradient, then this rank's rows: a reduce-scatter that every
+        # backend offers (gloo included), and itself differentiable for double backward
+        total = _SumRanks.apply(grad.contiguous(), ctx.group)
+        return total[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows], None
+
+
+def gather_ranks(x: Tensor, group=None) -> Tensor:  # noqa: ANN001
+    """Rows of ``x`` from every process of ``group``, concatenated in rank order; differentiable
+    (see the section comment for the gradient convention). Every process must pass the same shape.
+    Identity when ``torch.distributed`` is not initialised or the group has one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return x
+    return _GatherRows.apply(x, group)
+
+
+def sum_ranks(x: Tensor, group=None) -> Tensor:  # noqa: ANN001
+    """Σ over the processes of ``group`` of ``x`` (same shape everywhere); differentiable."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return x
+    return _SumRanks.apply(x, group)
+
+
+def mean_ranks(x: Tensor, group=None) -> Tensor:  # noqa: ANN001
+    """Mean over the processes of ``group`` of ``x``: the mean over the global batch of a per-process
+    mean over equal-sized batches (e.g. SMMD's E_μ ‖∇φ‖²); differentiable."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return x
+    return _SumRanks.apply(x, group) / dist.get_world_size(group)
+
+
+def mmd2_gathered(x: Tensor, y: Tensor, kernel: Kernel, estimator: str = "unbiased", group=None, *, check_finite: bool = False) -> Tensor:  # noqa: ANN001
+    """The full-batch estimator across processes: :func:`mmd2` of the rows of ``x`` and ``y`` gathered
+    from every process of ``group`` (the same value on every process). Gradients reach each process's
+    own rows; after averaging parameter gradients over the processes they are exactly those of the
+    single-process estimate of the concatenated batch. Cost: O((W·n)²) kernel entries per process."""
+    x, y = _prepare(x, y, check_finite)
+    return mmd2(gather_ranks(x, group), gather_ranks(y, group), kernel, estimator)
 
 
 def witness(x: Tensor, y: Tensor, kernel: Kernel) -> Callable[[Tensor], Tensor]:

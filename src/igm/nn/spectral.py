@@ -21,7 +21,7 @@ weight, to monitor rank collapse (exploding condition numbers).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +45,14 @@ def _to_matrix(weight: Tensor, dim: int) -> Tensor:
 
 def _normalize(x: Tensor, eps: float) -> Tensor:
     return F.normalize(x, dim=0, eps=eps)
+
+
+def _autocast_off(x: Tensor):
+    """A context that disables autocast on ``x``'s device if it is on (else does nothing)."""
+    kind = x.device.type
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return nullcontext()
 
 
 def _top_singular_pair(mat: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -121,9 +129,12 @@ class ScaledSpectralNorm(nn.Module):
         return torch.dot(u, torch.mv(mat, v)).clamp_min(self.eps)
 
     def forward(self, weight: Tensor) -> Tensor:
-        if self.training:
-            self._power_iteration(_to_matrix(weight.detach(), self.dim), self.n_power_iterations)
-        return weight * (self.scale / self.sigma(weight))
+        # sigma_hat and the power iteration stay float32 under autocast (on CUDA ``mv`` would run in
+        # bf16): a few matrix-vector products per layer, nothing to gain, and u, v accumulate.
+        with _autocast_off(weight):
+            if self.training:
+                self._power_iteration(_to_matrix(weight.detach(), self.dim), self.n_power_iterations)
+            return weight * (self.scale / self.sigma(weight))
 
     def right_inverse(self, value: Tensor) -> Tensor:
         # Assigning ``module.weight = X`` stores X as the raw weight; the layer

@@ -13,6 +13,13 @@ Flags the training loop reads:
 - ``constraint``: a parameter constraint applied after each critic step (weight clipping);
 - :meth:`after_critic_step`: applies the constraint and updates objective state (Sobolev's
   Lagrange multiplier). State round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
+
+Data-parallel training: :meth:`Objective.distribute` switches an objective to cross-process
+estimates (``torch.distributed`` must be initialised). With ``"block"`` each process estimates its
+loss on its own batch (the mean of per-process estimates is what gradient averaging optimises);
+with ``"gathered"`` (objectives with ``gathers = True``: the MMD family) the critic features are
+all-gathered so that every process computes the estimate of the global batch. In both modes
+batch-level normalisers — SMMD's E_μ ‖∇φ‖², Sobolev's constraint Ω — are averaged over processes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.mmd import gather_ranks, mean_ranks
 from igm.registry import Registry, construct
 
 __all__ = ["Objective", "WeightClip", "registry", "register", "get", "names", "Stats", "critic_features"]
@@ -75,6 +83,8 @@ class Objective:
     simultaneous: ClassVar[bool] = False
     scalar_critic: ClassVar[bool] = False  # True: the critic must output one scalar per sample
     min_batch: ClassVar[int] = 2
+    gathers: ClassVar[bool] = False  # True: supports the full-batch ("gathered") data-parallel estimate
+    _parallel: ClassVar[tuple[str, Any] | None] = None  # (estimator, process group) once distributed
 
     # -- interface -----------------------------------------------------------------------------
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
@@ -105,6 +115,41 @@ class Objective:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def distribute(self, estimator: str = "block", group: Any = None) -> "Objective":
+        """Estimate across the processes of ``group`` (default: the world) in data-parallel training:
+        ``"block"`` (each process's own batch) or ``"gathered"`` (the global batch; MMD family only).
+        Every process must call the losses in the same order with equal batch sizes. Returns self."""
+        if estimator not in ("block", "gathered"):
+            raise ValueError(f"unknown data-parallel estimator {estimator!r}; valid: 'block', 'gathered'")
+        if estimator == "gathered" and not self.gathers:
+            raise ValueError(
+                f"objective '{self.name}' has no full-batch ('gathered') estimator: only the MMD family "
+                f"({', '.join(n for n in names() if registry.get(n).gathers)}) has one; use 'block' (for a loss that "
+                "is a mean over samples the two are the same estimate)"
+            )
+        self._parallel = (estimator, group)
+        return self
+
+    def _across(self, *features: Tensor) -> tuple[Tensor, ...]:
+        """The global batch's rows of each tensor with the gathered estimator; unchanged otherwise."""
+        if self._parallel is None or self._parallel[0] != "gathered":
+            return features
+        group = self._parallel[1]
+        first = features[0]
+        if len(features) == 1 or any(f.shape[1:] != first.shape[1:] or f.dtype != first.dtype for f in features):
+            return tuple(gather_ranks(f, group) for f in features)
+        # one all-gather for all of them: rank r contributes cat(f_r...), regrouped per tensor after
+        sizes = [f.shape[0] for f in features]
+        both = gather_ranks(torch.cat(features, 0), group)
+        per_rank = both.reshape(-1, sum(sizes), *first.shape[1:])  # (W, Σ sizes, ...)
+        return tuple(p.reshape(-1, *first.shape[1:]) for p in per_rank.split(sizes, dim=1))
+
+    def _rank_mean(self, value: Tensor) -> Tensor:
+        """The mean over processes of a per-process batch mean (identity on one process)."""
+        if self._parallel is None:
+            return value
+        return mean_ranks(value, self._parallel[1])
 
     # -- helpers for subclasses ----------------------------------------------------------------
     def _check(self, real: Tensor, fake: Tensor) -> None:

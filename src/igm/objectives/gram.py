@@ -73,26 +73,29 @@ def median_bandwidth(fx: Tensor, fy: Tensor) -> float:
 
 
 def _gaussian_grams(fx: Tensor, fy: Tensor, sigmas: Sequence[float]) -> list[Tensor]:
-    """One Gaussian Gram matrix per σ on ``cat(fx, fy)``, all from one pairwise computation."""
-    d = Pairwise(torch.cat([fx, fy], 0)).sqdist
-    return [torch.exp(d * (-1.0 / (2.0 * s * s))) for s in sigmas]
+    """One Gaussian Gram matrix per σ on ``cat(fx, fy)``, all from one pairwise computation; the
+    distances are taken in float64 (float32 cancellation, ~eps·spread², can make ``K_yy + εI``
+    indefinite once the critic's features spread out) and the matrices returned in ``fx.dtype``."""
+    d = Pairwise(torch.cat([fx, fy], 0).double()).sqdist
+    return [torch.exp(d * (-1.0 / (2.0 * s * s))).to(fx.dtype) for s in sigmas]
 
 
 def _kmm_ratio(k: Tensor, m: int, eps: float) -> Tensor:
     """``(n/m) (K_yy + εI)⁻¹ K_yx 1`` from the joint Gram matrix of ``cat(fx, fy)`` (real first)."""
     kyy, kyx = k[m:, m:], k[m:, :m]
     n = kyy.shape[0]
-    a = kyy + eps * torch.eye(n, dtype=k.dtype, device=k.device)
-    b = kyx.sum(1, keepdim=True) * (n / m)
+    # factorised in float64: with ε = 1e-3 and ‖K_yy‖ up to n, a float32 Cholesky fails on
+    # clustered fakes (its backward error, ~n·eps₃₂·‖K_yy‖, exceeds ε); the result is cast back
+    a = kyy.double() + eps * torch.eye(n, dtype=torch.float64, device=k.device)
+    b = kyx.double().sum(1, keepdim=True) * (n / m)
     try:
         chol = torch.linalg.cholesky(a)
     except torch.linalg.LinAlgError as err:
         raise torch.linalg.LinAlgError(
             f"GRAM density ratio: the Cholesky factorisation of K_yy + {eps:g}·I failed ({err}); the critic "
-            "features may be non-finite, or the matrix too ill-conditioned for "
-            f"{k.dtype}: use a larger eps or float64"
+            "features may be non-finite, or the matrix too ill-conditioned even in float64: use a larger eps"
         ) from err
-    return torch.cholesky_solve(b, chol)[:, 0]
+    return torch.cholesky_solve(b, chol)[:, 0].to(k.dtype)
 
 
 def _resolve_sigmas(fx: Tensor, fy: Tensor, sigmas: Sequence[float] | float | None) -> tuple[float, ...]:
@@ -145,6 +148,7 @@ class GRAM(Objective):
     generator_sqrt: bool = False
 
     simultaneous: ClassVar[bool] = True
+    gathers: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.sigmas is not None:
@@ -174,7 +178,7 @@ class GRAM(Objective):
 
     def _grams(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[list[Tensor], int]:
         self._check(real, fake)
-        fx, fy = critic_features(critic, real), critic_features(critic, fake)
+        fx, fy = self._across(critic_features(critic, real), critic_features(critic, fake))
         return _gaussian_grams(fx, fy, _resolve_sigmas(fx, fy, self.sigmas)), fx.shape[0]
 
     # -- interface -----------------------------------------------------------------------------

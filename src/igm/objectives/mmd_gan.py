@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,8 @@ class MMDGAN(Objective):
     an autoencoder); set ``ae_weight=0`` for a plain encoder. Every critic parameter is clipped to
     [−clip, clip] after each critic step."""
 
+    gathers: ClassVar[bool] = True
+
     kernel: Any = kernels.RBFMixture((1.0, 2.0, 4.0, 8.0, 16.0))
     ae_weight: float = 8.0
     feasible_weight: float = 16.0
@@ -52,9 +54,10 @@ class MMDGAN(Objective):
 
     def _terms(self, critic: nn.Module, real: Tensor, fake: Tensor, with_ae: bool):
         fx, fy = critic_features(critic, real), critic_features(critic, fake)
-        value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator="biased")
+        gx, gy = self._across(fx, fy)  # the global batch with the gathered estimator
+        value = mmd2_from_gram(*gram_blocks(gx, gy, self.kernel), estimator="biased")
         root = torch.relu(value).clamp_min(1e-12).sqrt()
-        feasible = _one_sided(fx.mean(0) - fy.mean(0))
+        feasible = _one_sided(gx.mean(0) - gy.mean(0))
         ae = torch.zeros((), dtype=fx.dtype, device=fx.device)
         if with_ae and self.ae_weight > 0:
             decode = getattr(critic, "decode", None)
@@ -91,6 +94,8 @@ class MMDGANGP(Objective):
     the gradient norm is over all input dimensions. generator: MMD²_u. Default kernel: RQ mixture
     α ∈ {0.2, 0.5, 1, 2, 5} plus a linear term, with its true (non-constant) diagonal."""
 
+    gathers: ClassVar[bool] = True
+
     kernel: Any = None
     gp_weight: float = 1.0
     l2_weight: float = 1.0
@@ -103,13 +108,14 @@ class MMDGANGP(Objective):
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
         fx, fy = critic_features(critic, real), critic_features(critic, fake)
-        value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator="unbiased")
+        gx, gy = self._across(fx, fy)  # the global batch with the gathered estimator
+        value = mmd2_from_gram(*gram_blocks(gx, gy, self.kernel), estimator="unbiased")
         loss, pen = -value, torch.zeros((), dtype=fx.dtype, device=fx.device)
         if self.gp_weight > 0:
             points = interpolates(real.detach(), fake.detach()).requires_grad_(True)
             ft = critic_features(critic, points)
-            k = self.kernel(torch.cat([fx, fy], 0), ft)
-            wit = k[: fx.shape[0]].mean(0) - k[fx.shape[0] :].mean(0)
+            k = self.kernel(torch.cat([gx, gy], 0), ft)
+            wit = k[: gx.shape[0]].mean(0) - k[gx.shape[0] :].mean(0)
             pen = gradient_penalty(input_gradient(wit, points), "gp")
             loss = loss + self.gp_weight * pen
         l2 = torch.cat([fx, fy], 0).pow(2).mean()
@@ -119,6 +125,6 @@ class MMDGANGP(Objective):
 
     def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        fx, fy = critic_features(critic, real), critic_features(critic, fake)
+        fx, fy = self._across(critic_features(critic, real), critic_features(critic, fake))
         value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator="unbiased")
         return value, self._stats(mmd2=value)

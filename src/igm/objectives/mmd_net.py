@@ -25,6 +25,7 @@ class MMDNet(Objective):
     sqrt: bool = True
 
     uses_critic = False
+    gathers = True
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
@@ -38,6 +39,7 @@ class MMDNet(Objective):
 
     def generator_loss(self, critic: nn.Module | None, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
+        real, fake = self._across(real.reshape(real.shape[0], -1), fake.reshape(fake.shape[0], -1))
         value = mmd2(real, fake, self.kernel, self.estimator)
         loss = value.clamp_min(1e-12).sqrt() if self.sqrt else value
         return loss, self._stats(mmd2=value)

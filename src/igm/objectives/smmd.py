@@ -15,12 +15,16 @@ where ``c_K = kernel.jacobian_weight`` (2 g'(0) for a radial kernel, 1 for the l
 μ is the real batch (``"target"``, default), WGAN-GP interpolates (``"interpolates"``) or the
 mixture of real and fake (``"mixture"``). With μ = target the scale is constant in the generator's
 parameters, so the generator loss uses it detached and without a double-backward graph.
+
+Data-parallel training (:meth:`~igm.objectives.Objective.distribute`): the E_μ terms of the scale
+are averaged over processes (one differentiable all-reduce), and with the ``"gathered"`` estimator
+the MMD² is that of the features gathered from every process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -91,6 +95,8 @@ class _Scaled(Objective):
             diag_means.append(kernel.diag(feats).mean())
         jac_mean = torch.stack(jac_means).mean()
         diag_mean = torch.stack(diag_means).mean()
+        if self._parallel is not None:  # data-parallel: E_μ over the global batch, in one all-reduce
+            jac_mean, diag_mean = self._rank_mean(torch.stack([jac_mean, diag_mean])).unbind()
         denom = self.lam + self.diag_weight * diag_mean + self.grad_weight * kernel.jacobian_weight * jac_mean
         scale = 1.0 / denom
         return (scale, jac_mean) if create_graph else (scale.detach(), jac_mean.detach())
@@ -100,6 +106,8 @@ class _Scaled(Objective):
 @dataclass
 class ScaledMMD(_Scaled):
     """critic: −scale · MMD²; generator: scale · MMD². Defaults follow the authors' code."""
+
+    gathers: ClassVar[bool] = True
 
     kernel: Any = kernels.Gaussian(1.0)
     estimator: str = "unbiased"
@@ -117,6 +125,7 @@ class ScaledMMD(_Scaled):
         scale, jac = self._scale(self.kernel, groups, create_graph)
         if not create_graph:  # generator step with μ = P: the real features are constants
             fx = fx.detach()
+        fx, fy = self._across(fx, fy)
         value = mmd2_from_gram(*gram_blocks(fx, fy, self.kernel), estimator=self.estimator)
         smmd2 = scale * value
         return (-smmd2 if for_critic else smmd2), self._stats(mmd2=value, scale=scale, smmd2=smmd2, jacobian=jac)
@@ -136,6 +145,7 @@ class ScaledWGAN(_Scaled):
     authors' 1 / (1 + 10 (E φ² + E ‖∇φ‖²))."""
 
     scalar_critic = True
+    gathers: ClassVar[bool] = True
 
     grad_weight: float = 10.0
     diag_weight: float = 10.0
@@ -151,6 +161,7 @@ class ScaledWGAN(_Scaled):
         scale, jac = self._scale(kernels.Linear(), groups, create_graph)
         if not create_graph:
             fx = fx.detach()
+        fx, fy = self._across(fx, fy)
         gap = scalar_output(fx).mean() - scalar_output(fy).mean()
         scaled_gap = gap * scale.sqrt()
         return (-scaled_gap if for_critic else scaled_gap), self._stats(gap=gap, scale=scale, scaled_gap=scaled_gap, jacobian=jac)

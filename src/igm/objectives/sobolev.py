@@ -8,6 +8,9 @@ augmented Lagrangian, as in the authors' Fisher GAN code (which Sobolev GAN reus
 
 The critic ascends L (its loss is −L); the multiplier descends it, once after every critic
 optimiser step: λ ← λ − ρ (1 − Ω).
+
+In data-parallel training (:meth:`~igm.objectives.Objective.distribute`) Ω is the mean over all
+processes' batches, so the constraint, and with it λ, is the same on every process.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class SobolevGAN(Objective):
         out = scalar_output(critic_features(critic, points))
         grad = input_gradient(out, points)
         sq = grad.reshape(grad.shape[0], -1).pow(2).sum(1)
-        omega = 0.5 * sq[:m].mean() + 0.5 * sq[m:].mean()
+        omega = self._rank_mean(0.5 * sq[:m].mean() + 0.5 * sq[m:].mean())  # data-parallel: global μ
         ipm = out[:m].mean() - out[m:].mean()
         constraint = 1.0 - omega
         lagrangian = ipm + self.multiplier * constraint - 0.5 * self.rho * constraint.pow(2)

@@ -15,6 +15,8 @@ import yaml
 
 from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, sample_latent, to_dict
 from igm.train.loop import Run
+from igm.train import speed
+from igm.train import distributed
 
 __all__ = ["build_run", "resolve_device", "make_optimizer", "make_schedule", "toy_evaluator", "load_run", "config_from", "fit"]
 
@@ -89,6 +91,7 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError("model.z_dim and model.critic_out must be at least 1")
     if t.max_rollbacks < 0:
         raise ConfigError("train.max_rollbacks must be non-negative")
+    speed.validate(t)  # train.amp / channels_last / compile / cudnn_benchmark
 
 
 def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
@@ -106,6 +109,9 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
     np.random.seed(cfg.train.seed % 2**32)
     random.seed(cfg.train.seed)
     device = resolve_device(cfg.train.device)
+    parallel = distributed.setup(cfg, device)  # None unless started by torchrun (docs/distributed.md)
+    if parallel is not None:
+        device = parallel.device  # cuda → cuda:LOCAL_RANK
     try:
         objective = igm.objectives.get(cfg.objective.name, **cfg.objective.params)
     except ValueError as err:
@@ -128,6 +134,8 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
     generator.to(device)
     if critic is not None:
         critic.to(device)
+    speed_settings = speed.resolve(cfg, device, objective, generator, critic)  # docs/performance.md
+    speed.prepare_models(speed_settings, generator, critic)  # channels_last etc., before the optimisers
     opt_g = make_optimizer(cfg, generator.parameters(), cfg.optim.lr_generator)
     opt_c = make_optimizer(cfg, critic.parameters(), cfg.optim.lr_critic) if critic is not None else None
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.train.ema is not None else None
@@ -155,7 +163,10 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         out_dir=Path(out_dir) if out_dir is not None else None,
         device=device,
         data_rng=torch.Generator().manual_seed(cfg.train.seed),
+        speed=speed_settings,
     )
+    if parallel is not None:
+        parallel.attach(run)  # DDP, per-rank data shares and seeds; ranks > 0 get out_dir None
     if run.out_dir is not None:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         (run.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

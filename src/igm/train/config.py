@@ -27,6 +27,7 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "EvalConfig",
+    "DistConfig",
     "RunConfig",
     "from_dict",
     "to_dict",
@@ -96,6 +97,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto"
     threads: int | None = None  # torch CPU threads (small models run fastest on 1); None: torch's default
+    # speed switches (igm.train.speed, docs/performance.md); "auto" resolves per device and objective
+    amp: bool | str = "auto"  # "auto" | "off" | "bf16": bf16 forwards, float32 losses/kernels/penalties
+    channels_last: bool | str = "auto"  # "auto" | "on" | "off": NHWC conv nets (auto: on for CUDA)
+    compile: bool | str = "off"  # "off" | "on" | "generator": torch.compile (never a double-backward critic)
+    cudnn_benchmark: bool | str = "auto"  # "auto" | "on" | "off": cuDNN autotuning (auto: on for CUDA)
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -128,6 +134,17 @@ class EvalConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel training under ``torchrun`` (ignored by a plain single-process run).
+    ``train.batch_size`` is per process: the global batch is WORLD_SIZE × batch_size."""
+
+    mmd_estimator: Literal["block", "gathered"] = "block"  # block: per-process MMD², averaged; gathered: MMD² of the global batch
+    backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: NCCL for CUDA devices, gloo for CPU
+    find_unused_parameters: bool = False  # passed to DDP for the generator (a custom generator with unused parameters)
+    sync_batchnorm: bool = False  # the generator's BatchNorm layers use global-batch statistics (CUDA only)
+
+
+@dataclass
 class RunConfig:
     description: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -136,6 +153,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,10 @@
 - per-tensor gradient-norm clipping, learning-rate schedules, an optional generator EMA;
 - logging, samples, atomic checkpoints (last and best), resume, SIGINT/SIGTERM checkpointing;
 - a non-finite loss stops the step and rolls back to the last good state, up to
-  ``train.max_rollbacks`` times, then fails with :class:`TrainingDiverged`.
+  ``train.max_rollbacks`` times, then fails with :class:`TrainingDiverged`;
+- under torchrun (``run.dist``, :mod:`igm.train.distributed`): gradients averaged over ranks, the
+  finiteness checks and SIGTERM agreed by every rank, statistics averaged at log time, and only
+  rank 0 writing files.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from igm.train import checkpoint as ckpt
+from igm.train import speed
 from igm.train.artifacts import MetricsLog, save_image_grid, save_scatter
 from igm.train.config import RunConfig, sample_latent, to_dict
 
@@ -73,6 +77,8 @@ class Run:
     step: int = 0
     rollbacks: int = 0
     best: float | None = None
+    speed: Any = None  # igm.train.speed.SpeedSettings: what build_run applied (None: plain modules)
+    dist: Any = None  # igm.train.distributed.DistContext under torchrun (None: one process)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -159,20 +165,27 @@ def _optimizer_step(opt: torch.optim.Optimizer, params: list[Tensor], clip: floa
 
 def train_step(run: Run) -> dict[str, Tensor]:
     """One generator step (with its critic steps). Returns detached stats."""
-    cfg, obj, g, c = run.config, run.objective, run.generator, run.critic
+    cfg, obj = run.config, run.objective
+    g, c = speed.forwards(run)  # the modules, or their bf16 / channels_last / compiled calls (same parameters)
+    if run.dist is not None:
+        g = run.dist.generator_call(g)  # under torchrun: the same call inside DistributedDataParallel
     clip, bs = cfg.optim.grad_clip, cfg.train.batch_size
     g_params = [p for p in g.parameters() if p.requires_grad]
     stats: dict[str, Tensor] = {}
     if obj.simultaneous:
         c_params = [p for p in c.parameters() if p.requires_grad]
         c_loss, g_loss, stats = obj.joint_loss(c, _real(run, bs), g(_sample_z(run, bs)))
-        _finite(c_loss, "critic", run.step)
-        _finite(g_loss, "generator", run.step)
+        if run.dist is None:
+            _finite(c_loss, "critic", run.step)
+            _finite(g_loss, "generator", run.step)
         c_grads = torch.autograd.grad(c_loss, c_params, retain_graph=True, allow_unused=True)
         g_grads = torch.autograd.grad(g_loss, g_params, allow_unused=True)
         for params, grads in ((c_params, c_grads), (g_params, g_grads)):
             for p, gr in zip(params, grads):
                 p.grad = gr
+        if run.dist is not None:  # averaged over ranks by hand; every rank checks the mean losses alike
+            for what, mean in zip(("critic", "generator"), run.dist.average_gradients(c_params + g_params, c_loss, g_loss)):
+                _finite(mean, what, run.step)
         _optimizer_step(run.opt_c, c_params, clip)
         obj.after_critic_step(c, stats)
         _optimizer_step(run.opt_g, g_params, clip)
@@ -184,16 +197,22 @@ def train_step(run: Run) -> dict[str, Tensor]:
                 with torch.no_grad():
                     fake = g(_sample_z(run, bs))
                 c_loss, c_stats = obj.critic_loss(c, _real(run, bs), fake)
-                _finite(c_loss, "critic", run.step)
+                if run.dist is None:
+                    _finite(c_loss, "critic", run.step)
                 run.opt_c.zero_grad(set_to_none=True)
                 c_loss.backward()
+                if run.dist is not None:  # the critic is not DDP-wrapped (double backward): averaged by hand
+                    _finite(run.dist.average_gradients(c_params, c_loss)[0], "critic", run.step)
                 _optimizer_step(run.opt_c, c_params, clip)
                 obj.after_critic_step(c, c_stats)
             stats.update({f"critic/{k}": v for k, v in c_stats.items()}, critic_loss=c_loss.detach())
         g_loss, g_stats = obj.generator_loss(c, _real(run, bs), g(_sample_z(run, bs)))
-        _finite(g_loss, "generator", run.step)
+        if run.dist is None:
+            _finite(g_loss, "generator", run.step)
         run.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        g_loss.backward()  # under torchrun, DDP averages the generator's gradients here
+        if run.dist is not None:
+            _finite(run.dist.mean_loss(g_loss), "generator", run.step)
         _optimizer_step(run.opt_g, g_params, clip)
         stats.update({f"generator/{k}": v for k, v in g_stats.items()}, generator_loss=g_loss.detach())
     if run.ema is not None:
@@ -289,6 +308,8 @@ def _rollback(run: Run, good: dict[str, Any], err: Exception, log: MetricsLog | 
     run.rollbacks = count
     torch.manual_seed(cfg.seed + 7919 * count)  # a different path from the same state
     run.data_rng.manual_seed(cfg.seed + 7919 * count)
+    if run.dist is not None:
+        run.dist.reseed(run, run.step, salt=count)  # ranks > 0: their own streams again
     for opt, sched in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)):
         for group in (opt.param_groups if opt is not None else []):
             group["lr"] *= cfg.rollback_lr_factor
@@ -328,8 +349,11 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
     cfg = run.config.train
     log = MetricsLog(run.out_dir) if run.out_dir is not None else None
     if resume:
-        state = ckpt.load(run.out_dir / "checkpoints" / "last.pt", map_location=run.device)
+        run_dir = run.out_dir if run.dist is None else run.dist.run_dir  # ranks > 0 write nothing
+        state = ckpt.load(run_dir / "checkpoints" / "last.pt", map_location=run.device)
         run.load_state_dict(state)
+        if run.dist is not None:
+            run.dist.after_load(run)  # rank 0 continues the saved random streams; the others reseed
         if log is not None:
             log.truncate_after(run.step)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
@@ -337,7 +361,8 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
         run.save("last")
     sums: dict[str, Tensor] = {}
     count, t0, t_window = 0, time.perf_counter(), time.perf_counter()
-    bar = _progress(cfg, run.step)
+    bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
+    speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
     try:
         with _StopFlag() as stop:
             while run.step < cfg.steps:
@@ -357,6 +382,8 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                 if bar is not None:
                     bar.update(1)
                 if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+                    if run.dist is not None:
+                        sums = run.dist.at_log(run, sums)  # the mean over ranks of each statistic
                     values = {k: float(v) / count for k, v in sums.items()}
                     now = time.perf_counter()
                     values["sec_per_step"] = (now - t_window) / count
@@ -381,11 +408,13 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                     _emit(callbacks, "adaptive", run.step, decision)
                 if cfg.sample_every and run.step % cfg.sample_every == 0:
                     write_samples(run, run.step)
-                if run.step % cfg.checkpoint_every == 0 or stop.signal is not None:
+                # a signal may reach one process only: under torchrun the ranks agree (one MAX all-reduce)
+                stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
+                if run.step % cfg.checkpoint_every == 0 or stopping:
                     good = copy.deepcopy(run.state_dict())
                     path = run.save("last")
                     _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
-                if stop.signal is not None:
+                if stopping:
                     raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
         metrics = evaluate(run)
         _maybe_best(run, metrics)
@@ -396,6 +425,7 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
             "rollbacks": run.rollbacks,
             "seconds": time.perf_counter() - t0,
             **{f"eval/{k}": v for k, v in metrics.items()},
+            **({"speed": speed_record} if speed_record is not None else {}),
         }
         if log is not None:
             if metrics:
