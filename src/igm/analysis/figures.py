@@ -69,11 +69,7 @@ def register(name: str, options: type, *, quick: dict[str, Any] | None = None, h
 
 def _load_all() -> None:
     for module in _MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:  # TODO(issue 5): strict once every module has landed
-            if err.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def get(name: str) -> Figure:
