@@ -100,6 +100,13 @@ def two_processes(case: str, warmup: int, iters: int) -> list[float]:
         return torch.load(os.path.join(tmp, "times.pt"))
 
 
+def _print_load(when: str) -> None:
+    try:
+        print(f"# load average at {when}: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    except OSError:  # not every platform reports one
+        pass
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -114,10 +121,7 @@ def main() -> int:
         parser.error(f"unknown case {unknown[0]}; valid: {', '.join(CASES)}")
     print(f"# bench_distributed  {datetime.date.today()}  {cpu_model()}, {os.cpu_count()} logical cores, "
           f"torch {torch.__version__}, Python {platform.python_version()}")
-    try:
-        print(f"# load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    except OSError:
-        pass
+    _print_load("start")
     labels = ("1 proc × 2B, 1 thread",) + (("1 proc × 2B, 2 threads",) if args.two_threads else ()) + ("2 procs × B (gloo)",)
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {(c, lab): [] for c in cases for lab in labels}
     t_start = time.perf_counter()
@@ -129,10 +133,7 @@ def main() -> int:
                 samples[(case, labels[1])] += one_process(case, 2, args.warmup, args.iters)
             torch.set_num_threads(1)
         print(f"# round {r + 1}/{args.rounds} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
-    try:
-        print(f"# load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    except OSError:
-        pass
+    _print_load("end")
     print(f"# {args.rounds} rounds × {args.iters} timed iterations per configuration (after {args.warmup} warm-up); "
           "one iteration = 1 generator step + n_critic critic steps")
     print()

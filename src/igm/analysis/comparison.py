@@ -45,14 +45,14 @@ def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> 
         saved = json.loads(summary_path.read_text())
         if saved.get("step") == opts.steps:
             return saved
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return train(load_run(run_dir), resume=True)
     overrides = [
         f"train.steps={opts.steps}", f"train.seed={seed}", f"train.threads={opts.threads}",
         f"train.progress={str(opts.progress).lower()}", f"eval.every={opts.steps}",
         f"eval.samples={opts.eval_samples}", f"train.sample_every={opts.steps}",
         f"train.checkpoint_every={max(1, min(opts.steps, 100))}", f"train.log_every={max(1, min(opts.steps, 50))}",
     ]
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        return train(load_run(run_dir), resume=True)
     cfg = apply_overrides(presets.get(preset), overrides)
     return train(build_run(cfg, run_dir))
 
