@@ -19,6 +19,10 @@ __all__ = [
     "input_gradient",
     "gradient_penalty",
     "jacobian_sqnorm",
+    "forward_jacobian_sqnorm",
+    "forward_jacobians",
+    "JACOBIAN_METHODS",
+    "PROBES",
 ]
 
 PENALTIES = ("gp", "lp", "maxgp")
@@ -66,26 +70,38 @@ def gradient_penalty(grad: Tensor, kind: str = "gp", target: float = 1.0) -> Ten
     raise ValueError(f"unknown gradient penalty {kind!r}; valid: {', '.join(PENALTIES)}")
 
 
+JACOBIAN_METHODS = ("exact", "forward", "projection")
+PROBES = ("rademacher", "gaussian")
+
+
 def jacobian_sqnorm(
     features: Tensor,
     inputs: Tensor,
     *,
     method: str = "exact",
     projections: int = 1,
+    probe: str = "rademacher",
     create_graph: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Per-sample squared Frobenius norm ‖∂φ(x_b)/∂x_b‖²_F of the (d × D) Jacobian, shape (n,).
 
     ``features = φ(inputs)`` must already be computed with ``inputs`` in the graph (so the forward
-    pass is shared with the loss). ``method="exact"`` runs d backward passes; ``"projection"`` is the
-    unbiased Hutchinson estimate E_v ‖vᵀJ‖² with v ~ N(0, I_d) drawn per sample, averaged over
-    ``projections`` draws. For d = 1 both are exact and cost one backward pass.
+    pass is shared with the loss).
+
+    - ``method="exact"``: d backward passes, one per output (one for a scalar critic);
+    - ``method="projection"``: the Hutchinson estimate ‖vᵀJ‖², unbiased for ‖J‖²_F when
+      E vvᵀ = I, averaged over ``projections`` probes v drawn per sample: ``probe="rademacher"``
+      (entries ±1; variance 2(‖JJᵀ‖²_F − Σ_i (JJᵀ)_ii²), the smallest of any i.i.d. probe) or
+      ``"gaussian"`` (variance 2‖JJᵀ‖²_F). For d = 1 both methods are exact and cost one backward pass.
+
+    The exact norm from D Jacobian-vector products instead of d backward passes is :func:`forward_jacobian_sqnorm`
+    (it needs the function, not its output). docs/smmd.md says when each is the right choice.
     """
     phi = as_features(features, "critic features")
     n, d = phi.shape
     if method not in ("exact", "projection"):
-        raise ValueError(f"unknown Jacobian method {method!r}; valid: exact, projection")
+        raise ValueError(f"unknown Jacobian method {method!r}; valid: exact, projection (forward: forward_jacobian_sqnorm)")
     if d == 1:
         g = input_gradient(phi, inputs, create_graph=create_graph)
         return g.reshape(n, -1).pow(2).sum(1)
@@ -95,13 +111,51 @@ def jacobian_sqnorm(
             (g,) = torch.autograd.grad(phi[:, p].sum(), inputs, create_graph=create_graph, retain_graph=True)
             total = total + g.reshape(n, -1).pow(2).sum(1)
         return total
-    if not isinstance(projections, int) or projections < 1:
+    if not isinstance(projections, int) or isinstance(projections, bool) or projections < 1:
         raise ValueError(f"projections must be a positive integer; got {projections!r}")
+    if probe not in PROBES:
+        raise ValueError(f"unknown probe {probe!r}; valid: {', '.join(PROBES)}")
     for _ in range(projections):
-        v = torch.randn(n, d, dtype=phi.dtype, device=phi.device, generator=generator)
+        if probe == "gaussian":
+            v = torch.randn(n, d, dtype=phi.dtype, device=phi.device, generator=generator)
+        else:
+            v = torch.randint(0, 2, (n, d), device=phi.device, generator=generator).to(phi.dtype).mul_(2).sub_(1)
         (g,) = torch.autograd.grad((phi * v).sum(), inputs, create_graph=create_graph, retain_graph=True)
         total = total + g.reshape(n, -1).pow(2).sum(1)
     return total / projections
+
+
+def forward_jacobians(fn: Callable[[Tensor], Tensor], inputs: Tensor, *, create_graph: bool = True) -> tuple[Tensor, Tensor]:
+    """``(fn(inputs) as (n, d), the per-sample Jacobians (n, d, D))`` from D Jacobian-vector products.
+
+    The batch is replicated once per input dimension D (the sample flattened) and pushed through
+    ``fn`` in ONE forward pass; the products J e_1 … J e_D come from the transpose of a
+    vector-Jacobian product: with g(u) = Jᵀu (a backward pass with a dummy cotangent u, kept in the
+    graph), J t = ∂(g(u)·t)/∂u. So the cost is that of a forward and a double backward over n·D
+    samples instead of d backward passes: the cheaper route when D < d (2-D toy data under a 16-d
+    critic). Every op it needs already has the double backward that a penalty's training step needs;
+    measured faster than ``torch.autograd.forward_ad`` on the ring critic (benchmarks/RESULTS.md). The
+    returned features are the outputs of the first replica and stay differentiable in ``fn``'s
+    parameters, as do the Jacobians when ``create_graph``. ``fn`` must treat samples independently
+    (no batch norm in training mode)."""
+    x = inputs  # kept in the graph: a generator step may differentiate through the points
+    n = x.shape[0]
+    dims = x[0].numel()
+    rep = x.expand(dims, *x.shape).reshape(dims * n, *x.shape[1:])
+    if not rep.requires_grad:
+        rep = rep.detach().requires_grad_(True)
+    tangent = torch.eye(dims, dtype=x.dtype, device=x.device).repeat_interleave(n, 0).reshape(rep.shape)
+    out = as_features(fn(rep), "critic features")
+    dummy = torch.zeros_like(out, requires_grad=True)
+    (vjp,) = torch.autograd.grad(out, rep, grad_outputs=dummy, create_graph=True)
+    (jvp,) = torch.autograd.grad(vjp, dummy, grad_outputs=tangent, create_graph=create_graph)
+    return out[:n], jvp.reshape(dims, n, -1).permute(1, 2, 0)
+
+
+def forward_jacobian_sqnorm(fn: Callable[[Tensor], Tensor], inputs: Tensor, *, create_graph: bool = True) -> tuple[Tensor, Tensor]:
+    """``(fn(inputs) as (n, d), ‖∂fn(x_b)/∂x_b‖²_F per sample)``, exact, by :func:`forward_jacobians`."""
+    features, jac = forward_jacobians(fn, inputs, create_graph=create_graph)
+    return features, jac.pow(2).sum((1, 2))
 
 
 def critic_input_gradient(critic: Callable[[Tensor], Tensor], points: Tensor) -> tuple[Tensor, Tensor]:

@@ -32,15 +32,20 @@ from torch import Tensor, nn
 from igm import kernels
 from igm.mmd import ESTIMATORS, gram_blocks, mmd2_from_gram
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
-from igm.penalties import interpolates, jacobian_sqnorm
+from igm.penalties import JACOBIAN_METHODS, PROBES, forward_jacobian_sqnorm, interpolates, jacobian_sqnorm
 
 MEASURES = ("target", "interpolates", "mixture")
-JACOBIANS = ("exact", "projection")
+JACOBIANS = JACOBIAN_METHODS
 
 
 @dataclass
 class _Scaled(Objective):
-    """Fields and the scale computation shared by SMMD and SWGAN."""
+    """Fields and the scale computation shared by SMMD and SWGAN.
+
+    ``jacobian`` picks how E_μ ‖∇φ‖²_F is computed (docs/smmd.md): ``"exact"`` (d backward passes),
+    ``"forward"`` (exact too, by D forward-mode products: the cheaper exact route when the input
+    dimension D is below the feature dimension d) or ``"projection"`` (the Hutchinson estimate
+    with ``projections`` probes per sample of the kind ``probe``)."""
 
     grad_weight: float = 10.0
     diag_weight: float = 1.0
@@ -48,15 +53,18 @@ class _Scaled(Objective):
     measure: str = "target"
     jacobian: str = "exact"
     projections: int = 1
+    probe: str = "rademacher"
 
     def _validate_scale(self, kernel: kernels.Kernel) -> None:
         if self.measure not in MEASURES:
             raise ValueError(f"unknown measure {self.measure!r}; valid: {', '.join(MEASURES)}")
         if self.jacobian not in JACOBIANS:
             raise ValueError(f"unknown jacobian method {self.jacobian!r}; valid: {', '.join(JACOBIANS)}")
+        if self.probe not in PROBES:
+            raise ValueError(f"unknown probe {self.probe!r}; valid: {', '.join(PROBES)}")
         if min(self.grad_weight, self.diag_weight, self.lam) < 0:
             raise ValueError("grad_weight, diag_weight and lam must be non-negative")
-        if not isinstance(self.projections, int) or self.projections < 1:
+        if not isinstance(self.projections, int) or isinstance(self.projections, bool) or self.projections < 1:
             raise ValueError(f"projections must be a positive integer; got {self.projections!r}")
         if kernel.jacobian_weight is None:
             raise ValueError(
@@ -64,37 +72,44 @@ class _Scaled(Objective):
                 "use a radial (Gaussian, RBF/RQ mixture) or linear kernel, or a sum of them"
             )
 
-    def _features(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool):
-        """Forward passes, with the μ points in the graph. Returns (fx, fy, [(points, feats), ...])."""
-        need_real = self.measure in ("target", "mixture")
-        real_in = real.detach().requires_grad_(True) if need_real else real.detach()
-        if for_critic:
-            fake_in = fake.detach().requires_grad_(self.measure == "mixture")
-        else:
-            fake_in = fake if fake.requires_grad else fake.detach().requires_grad_(self.measure == "mixture")
-        fx, fy = critic_features(critic, real_in), critic_features(critic, fake_in)
+    def _with_jacobian(self, critic: nn.Module, points: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
+        """(φ(points), per-sample ‖∇φ‖²_F): one forward pass shared by the loss and the norm."""
+        if self.jacobian == "forward":
+            return forward_jacobian_sqnorm(lambda t: critic_features(critic, t), points, create_graph=create_graph)
+        if not points.requires_grad:
+            points = points.requires_grad_(True)
+        feats = critic_features(critic, points)
+        jac = jacobian_sqnorm(feats, points, method=self.jacobian, projections=self.projections,
+                              probe=self.probe, create_graph=create_graph)
+        return feats, jac
+
+    def _features(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool, create_graph: bool | None = None):
+        """Forward passes with the norms at the μ points. Returns (fx, fy, [(feats, ‖∇φ‖²), ...]).
+        ``create_graph`` (default: what the step needs) keeps the norms differentiable."""
+        if create_graph is None:
+            create_graph = self._needs_graph(for_critic)
+        real_in = real.detach()
+        fake_in = fake.detach() if for_critic or not fake.requires_grad else fake
         if self.measure == "target":
-            groups = [(real_in, fx)]
-        elif self.measure == "mixture":
-            groups = [(real_in, fx), (fake_in, fy)]
-        else:
-            points = interpolates(real.detach(), fake if not for_critic else fake.detach())
-            if not points.requires_grad:
-                points.requires_grad_(True)
-            groups = [(points, critic_features(critic, points))]
-        return fx, fy, groups
+            fx, jx = self._with_jacobian(critic, real_in, create_graph)
+            fy = critic_features(critic, fake_in)
+            return fx, fy, [(fx, jx)]
+        if self.measure == "mixture":
+            fx, jx = self._with_jacobian(critic, real_in, create_graph)
+            fy, jy = self._with_jacobian(critic, fake_in, create_graph)
+            return fx, fy, [(fx, jx), (fy, jy)]
+        fx, fy = critic_features(critic, real_in), critic_features(critic, fake_in)
+        return fx, fy, [self._with_jacobian(critic, interpolates(real_in, fake_in), create_graph)]
+
+    def _needs_graph(self, for_critic: bool) -> bool:
+        """The scale is differentiated in the critic step, and in the generator step when μ depends on
+        the fakes; with μ = P it is a constant for the generator."""
+        return for_critic or self.measure != "target"
 
     def _scale(self, kernel: kernels.Kernel, groups, create_graph: bool) -> tuple[Tensor, Tensor]:
         """(scale, E_μ ‖∇φ‖²_F); a mixture μ weights real and fake halves equally."""
-        jac_means, diag_means = [], []
-        for points, feats in groups:
-            jac = jacobian_sqnorm(
-                feats, points, method=self.jacobian, projections=self.projections, create_graph=create_graph
-            )
-            jac_means.append(jac.mean())
-            diag_means.append(kernel.diag(feats).mean())
-        jac_mean = torch.stack(jac_means).mean()
-        diag_mean = torch.stack(diag_means).mean()
+        jac_mean = torch.stack([jac.mean() for _, jac in groups]).mean()
+        diag_mean = torch.stack([kernel.diag(feats).mean() for feats, _ in groups]).mean()
         if self._parallel is not None:  # data-parallel: E_μ over the global batch, in one all-reduce
             jac_mean, diag_mean = self._rank_mean(torch.stack([jac_mean, diag_mean])).unbind()
         denom = self.lam + self.diag_weight * diag_mean + self.grad_weight * kernel.jacobian_weight * jac_mean
@@ -120,8 +135,8 @@ class ScaledMMD(_Scaled):
 
     def _loss(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        fx, fy, groups = self._features(critic, real, fake, for_critic)
-        create_graph = for_critic or self.measure != "target"
+        create_graph = self._needs_graph(for_critic)
+        fx, fy, groups = self._features(critic, real, fake, for_critic, create_graph)
         scale, jac = self._scale(self.kernel, groups, create_graph)
         if not create_graph:  # generator step with μ = P: the real features are constants
             fx = fx.detach()
@@ -156,8 +171,8 @@ class ScaledWGAN(_Scaled):
 
     def _loss(self, critic: nn.Module, real: Tensor, fake: Tensor, for_critic: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        fx, fy, groups = self._features(critic, real, fake, for_critic)
-        create_graph = for_critic or self.measure != "target"
+        create_graph = self._needs_graph(for_critic)
+        fx, fy, groups = self._features(critic, real, fake, for_critic, create_graph)
         scale, jac = self._scale(kernels.Linear(), groups, create_graph)
         if not create_graph:
             fx = fx.detach()
