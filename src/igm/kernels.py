@@ -111,7 +111,9 @@ class Kernel:
     - ``jacobian_weight``: the constant ``c`` with ``Σ_i ∂_i ∂_{i+D} k(x, x) = c ‖∇φ(x)‖_F²`` for
       ``k = K∘φ`` (``2 g'(0)`` for radial kernels, 1 for the linear kernel); ``None`` when no such
       constant exists (polynomial, distance).
-    - :meth:`derivatives`: ``K``, ``∂K/∂a_p`` and ``∂²K/∂a_p∂b_q``.
+    - :meth:`derivatives`: ``K``, ``∂K/∂a_p`` and ``∂²K/∂a_p∂b_q``;
+      :meth:`projected_derivatives`: the same contracted with per-point matrices (GCMMD's
+      Jacobian factors), without forming the (n, m, d, d) array where the kernel's structure allows.
     """
 
     def gram(self, pw: Pairwise) -> Tensor:
@@ -128,6 +130,16 @@ class Kernel:
     def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(K (n,m), dK (n,m,d) = ∂K/∂a_p, d2K (n,m,d,d) = ∂²K/∂a_p∂b_q)``."""
         raise NotImplementedError(f"{type(self).__name__} does not provide analytic derivatives")
+
+    def projected_derivatives(self, a: Tensor, b: Tensor, la: Tensor, lb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(K (n,m), Σ_p ∂K/∂a_p · la[i,p,s] (n,m,r), Σ_pq la[i,p,s] ∂²K/∂a_p∂b_q lb[j,q,t] (n,m,r,r'))``.
+
+        ``la`` (n, d, r) and ``lb`` (m, d, r') are matrices per point; ``lb=None`` skips the second
+        derivatives (returns ``None`` for them). This default contracts :meth:`derivatives`."""
+        k0, dk, d2k = self.derivatives(a, b)
+        dk_p = torch.einsum("nmp,nps->nms", dk, la)
+        d2k_p = None if lb is None else torch.einsum("nps,nmpq,mqt->nmst", la, d2k, lb)
+        return k0, dk_p, d2k_p
 
     def __call__(self, a: Tensor, b: Tensor | None = None) -> Tensor:
         return self.gram(Pairwise(a, b))
@@ -188,6 +200,21 @@ class Radial(Kernel):
         eye = torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
         d2k = -4.0 * k2[..., None, None] * diff[..., :, None] * diff[..., None, :] - 2.0 * k1[..., None, None] * eye
         return k0, dk, d2k
+
+    def projected_derivatives(self, a: Tensor, b: Tensor, la: Tensor, lb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        # ∂K/∂a_p = 2κ'(r)(a − b)_p and ∂²K/∂a_p∂b_q = −4κ''(r)(a − b)_p(a − b)_q − 2κ'(r)δ_pq, so the
+        # contractions only need (a − b)ᵀla, (a − b)ᵀlb and laᵀlb: O(n·m·d·r), never (n, m, d, d)
+        r = Pairwise(a, b).sqdist
+        k0, k1 = self.profile(r, 0), self.profile(r, 1)
+        pa = torch.einsum("np,nps->ns", a, la)[:, None, :] - torch.einsum("mp,nps->nms", b, la)  # (a−b)ᵀla
+        dk_p = 2.0 * k1[..., None] * pa
+        if lb is None:
+            return k0, dk_p, None
+        pb = torch.einsum("np,mpt->nmt", a, lb) - torch.einsum("mp,mpt->mt", b, lb)[None]  # (a−b)ᵀlb
+        gram = torch.einsum("nps,mpt->nmst", la, lb)
+        k2 = self.profile(r, 2)
+        d2k_p = -4.0 * k2[..., None, None] * pa[..., :, None] * pb[..., None, :] - 2.0 * k1[..., None, None] * gram
+        return k0, dk_p, d2k_p
 
 
 def _positive_tuple(name: str, values: Iterable[float]) -> tuple[float, ...]:
@@ -361,6 +388,11 @@ class Sum(Kernel):
         terms = [p.derivatives(a, b) for p in self.parts]
         return tuple(sum(t[i] for t in terms) for i in range(3))  # type: ignore[return-value]
 
+    def projected_derivatives(self, a: Tensor, b: Tensor, la: Tensor, lb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        terms = [p.projected_derivatives(a, b, la, lb) for p in self.parts]
+        second = None if lb is None else sum(t[2] for t in terms)
+        return sum(t[0] for t in terms), sum(t[1] for t in terms), second  # type: ignore[return-value]
+
 
 @dataclass(frozen=True)
 class Scaled(Kernel):
@@ -388,6 +420,10 @@ class Scaled(Kernel):
 
     def derivatives(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return tuple(self.weight * t for t in self.kernel.derivatives(a, b))  # type: ignore[return-value]
+
+    def projected_derivatives(self, a: Tensor, b: Tensor, la: Tensor, lb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        k0, dk, d2k = self.kernel.projected_derivatives(a, b, la, lb)
+        return self.weight * k0, self.weight * dk, None if d2k is None else self.weight * d2k
 
 
 # ----------------------------------------------------------------------------------------------

@@ -249,7 +249,11 @@ def test_objective_losses_and_gradients():
     obj = GradientConstrainedMMD(lam=0.5)
     closs, cstats = obj.critic_loss(critic, real, gen(noise).detach())
     closs.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
+    *inner, last_bias = critic.parameters()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in inner)
+    # the Gaussian kernel is translation invariant, so the output bias moves neither the features'
+    # differences nor their Jacobians: its gradient is zero (up to rounding)
+    assert float(last_bias.grad.abs().max()) < 1e-12
     critic.zero_grad()
     fake = gen(noise)
     gloss, gstats = obj.generator_loss(critic, real, fake)
@@ -316,3 +320,33 @@ def test_critic_jacobians_both_paths(batched, monkeypatch):
     want = torch.stack([torch.autograd.functional.jacobian(critic, p.detach()) for p in pts])
     torch.testing.assert_close(jac, want, rtol=1e-12, atol=1e-12)
     assert jac.requires_grad  # create_graph: differentiable in the critic parameters
+
+
+def test_forward_jacobians_when_the_input_is_smaller_than_the_features():
+    """D = 2 < d = 5: gcmmd2_critic takes the Jacobians from forward-mode products; the value and the
+    critic's gradients equal gcmmd2 on Jacobians from torch.autograd.functional, sample by sample."""
+    critic = mlp(2, 5, seed=40)
+    real, fake = rand(7, 2, seed=41, shift=0.4), rand(6, 2, seed=42)
+    value, _ = gcmmd2_critic(critic, real, fake, Gaussian(1.0), 0.5)
+    grads = torch.autograd.grad(value, list(critic.parameters()))
+    jac = torch.stack([torch.autograd.functional.jacobian(lambda t: critic(t[None])[0], x, create_graph=True) for x in real])
+    fx = critic(real)
+    want = gcmmd2(fx, critic(fake), fx, jac, Gaussian(1.0), 0.5)
+    want_grads = torch.autograd.grad(want, list(critic.parameters()))
+    assert float(value) == pytest.approx(float(want), rel=1e-10)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-8, atol=1e-12)
+
+
+def test_generator_step_needs_no_critic_graph():
+    critic = mlp(2, 5, seed=43)
+    gen = torch.nn.Linear(3, 2).to(DT)
+    real, noise = rand(8, 2, seed=44), rand(8, 3, seed=45)
+    obj = GradientConstrainedMMD(lam=0.5)
+    loss, _ = obj.generator_loss(critic, real, gen(noise))
+    with_graph, _ = gcmmd2_critic(critic, real, gen(noise), Gaussian(1.0), 0.5)
+    assert float(loss) == pytest.approx(float(with_graph), rel=1e-12)
+    g1 = torch.autograd.grad(loss, list(gen.parameters()))
+    g2 = torch.autograd.grad(with_graph, list(gen.parameters()))
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)

@@ -374,6 +374,28 @@ def test_derivatives_against_finite_differences(make, ref):
             assert not np.allclose(ref_d2k, ref_d2k.transpose(0, 1, 3, 2), atol=1e-4)
 
 
+@pytest.mark.parametrize("make", [k[1] for k in DERIV_KERNELS], ids=[k[0] for k in DERIV_KERNELS])
+def test_projected_derivatives_are_the_contracted_derivatives(make):
+    """Σ_p ∂K/∂a_p la[i,p,s] and Σ_pq la[i,p,s] ∂²K/∂a_p∂b_q lb[j,q,t] by a plain loop over the
+    (finite-difference-checked) derivatives; radial kernels compute them without the d×d array."""
+    a, b = _data(22, 4, 3), _data(23, 5, 3)
+    la, lb = _data(24, 4 * 3 * 2, 1).reshape(4, 3, 2), _data(25, 5 * 3 * 3, 1).reshape(5, 3, 3)
+    kern = make()
+    k0, dk, d2k = kern.derivatives(a, b)
+    want_dk = np.zeros((4, 5, 2))
+    want_d2k = np.zeros((4, 5, 2, 3))
+    for i in range(4):
+        for j in range(5):
+            want_dk[i, j] = la[i].numpy().T @ dk[i, j].numpy()
+            want_d2k[i, j] = la[i].numpy().T @ d2k[i, j].numpy() @ lb[j].numpy()
+    got0, got_dk, got_d2k = kern.projected_derivatives(a, b, la, lb)
+    # float64 sums of a few dozen O(1) products
+    np.testing.assert_allclose(got0.numpy(), k0.numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(got_dk.numpy(), want_dk, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got_d2k.numpy(), want_d2k, rtol=0, atol=1e-12)
+    assert kern.projected_derivatives(a, b, la)[2] is None
+
+
 def test_distance_has_no_analytic_derivatives():
     with pytest.raises(NotImplementedError):
         Distance().derivatives(_data(0, 2, 3), _data(1, 2, 3))

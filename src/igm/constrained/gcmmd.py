@@ -172,27 +172,26 @@ def _gcmmd2_parts(
             f"the exact GCMMD system has size M(r+1) = {big_m}·{r + 1} = {size} > {MAX_EXACT_SIZE}; "
             'use method="cholesky" (low rank) or fewer measure points'
         )
+    # L_a with L_a L_aᵀ = J_a J_aᵀ: (M, d, r)
+    lf = jacobians if big_d <= d else _spd_factor(jacobians @ jacobians.transpose(1, 2))
     try:
-        k_zz, dk_zz, d2k_zz = kernel.derivatives(fz, fz)
-        k_zs, dk_zs, _ = kernel.derivatives(fz, torch.cat([fx, fy], 0))
+        # ⟨k(φ_a,·), k(φ_b,·)⟩, ⟨e_{a,s}, k(φ_b,·)⟩ and ⟨e_{a,s}, e_{b,t}⟩ with e_{a,s} = Σ_p L_a[p,s] ∂_p K(φ_a,·)
+        k_zz, cross, mixed = kernel.projected_derivatives(fz, fz, lf, lf)
+        k_zs, dk_zs, _ = kernel.projected_derivatives(fz, torch.cat([fx, fy], 0), lf)
     except NotImplementedError:
         raise ValueError(
             f"GCMMD needs a kernel with analytic derivatives; {type(kernel).__name__} has none "
             "(use a radial, linear or polynomial kernel)"
         ) from None
 
-    # L_a with L_a L_aᵀ = J_a J_aᵀ: (M, d, r)
-    lf = jacobians if big_d <= d else _spd_factor(jacobians @ jacobians.transpose(1, 2))
-
     m = fx.shape[0]
     eta = k_zs[:, :m].mean(1) - k_zs[:, m:].mean(1)  # η(φ_a), (M,)
-    grad_eta = dk_zs[:, :m].mean(1) - dk_zs[:, m:].mean(1)  # ∂_p η at φ_a, (M, d)
-    v = torch.cat([eta, torch.einsum("aps,ap->as", lf, grad_eta).reshape(-1)])
+    grad_eta = dk_zs[:, :m].mean(1) - dk_zs[:, m:].mean(1)  # ⟨e_{a,s}, η⟩, (M, r)
+    v = torch.cat([eta, grad_eta.reshape(-1)])
 
     # Gram matrix of [K(φ_a,·) (M) ; e_{a,s} (M·r)]
-    cross = torch.einsum("aps,abp->asb", lf, dk_zz).reshape(big_m * r, big_m)  # ⟨e_{a,s}, K(φ_b,·)⟩
-    mixed = torch.einsum("aps,abpq->absq", lf, d2k_zz)
-    mixed = torch.einsum("absq,bqt->asbt", mixed, lf).reshape(big_m * r, big_m * r)
+    cross = cross.permute(0, 2, 1).reshape(big_m * r, big_m)
+    mixed = mixed.permute(0, 2, 1, 3).reshape(big_m * r, big_m * r)
     gram = torch.cat([torch.cat([k_zz, cross.T], 1), torch.cat([cross, mixed], 1)], 0)
     gram = 0.5 * (gram + gram.T)
     c = big_m * lam
@@ -244,29 +243,37 @@ def gcmmd2_critic(
     measure_points: Tensor | None = None,
     method: str = "exact",
     rank: int | None = None,
+    critic_grad: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """``(GCMMD², stats)`` of ``critic`` features between ``real`` (P) and ``fake`` (Q).
 
     μ is the empirical measure on ``measure_points`` (default: the real batch, whose forward pass is
-    then shared with the μ points). Differentiable in the critic's parameters and in ``fake``.
+    then shared with the μ points). Differentiable in ``fake``, and in the critic's parameters unless
+    ``critic_grad=False`` (a generator step: the μ points' features and Jacobians are then constants,
+    which spares the double-backward graph). The Jacobians come from one batched backward pass, or
+    when the input dimension D is below the feature dimension d from D forward-mode products on a
+    second forward pass (:func:`igm.penalties.forward_jacobians`).
     stats: ``"gcmmd2"`` and ``"mmd2"`` (biased), detached.
     """
     from igm.objectives.base import critic_features  # local: objectives import this module
+    from igm.penalties import forward_jacobians
 
-    if measure_points is None:
-        z = real.detach().requires_grad_(True)
-        fz = critic_features(critic, z)
-        fx = fz
+    if measure_points is not None and measure_points.shape[1:] != real.shape[1:]:
+        raise ValueError(
+            f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "
+            f"the batch {tuple(real.shape[1:])}"
+        )
+    points = real if measure_points is None else measure_points
+    z = points.detach()
+    z = z.requires_grad_(True)
+    fz = critic_features(critic, z)
+    if z[0].numel() < fz.shape[1]:  # D < d: D forward-mode products beat d backward passes
+        fz, jac = forward_jacobians(lambda t: critic_features(critic, t), z.detach(), create_graph=critic_grad)
     else:
-        if measure_points.shape[1:] != real.shape[1:]:
-            raise ValueError(
-                f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "
-                f"the batch {tuple(real.shape[1:])}"
-            )
-        z = measure_points.detach().requires_grad_(True)
-        fz = critic_features(critic, z)
-        fx = critic_features(critic, real)
+        jac = critic_jacobians(fz, z, create_graph=critic_grad)
+    fx = fz if measure_points is None else critic_features(critic, real)
+    if not critic_grad:
+        fz, jac, fx = fz.detach(), jac.detach(), fx.detach()
     fy = critic_features(critic, fake)
-    jac = critic_jacobians(fz, z)
     value, mmd2_b = _gcmmd2_parts(fx, fy, fz, jac, kernel, lam, method=method, rank=rank)
     return value, {"gcmmd2": value.detach(), "mmd2": mmd2_b.detach()}

@@ -46,14 +46,17 @@ class GradientConstrainedMMD(Objective):
         if self.rank is not None and (isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1):
             raise ValueError(f"rank must be a positive integer or None; got {self.rank!r}")
 
-    def _value(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
+    def _value(self, critic: nn.Module, real: Tensor, fake: Tensor, critic_grad: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.lam, method=self.method, rank=self.rank)
+        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.lam, method=self.method, rank=self.rank,
+                                     critic_grad=critic_grad)
         return value, self._stats(**stats)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
-        value, stats = self._value(critic, real, fake)
+        value, stats = self._value(critic, real, fake, critic_grad=True)
         return -value, stats
 
     def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
-        return self._value(critic, real, fake)
+        """+GCMMD², differentiable in ``fake`` only: μ is the real batch, so its features and
+        Jacobians enter as constants (no double-backward graph in the generator step)."""
+        return self._value(critic, real, fake, critic_grad=False)
