@@ -87,3 +87,15 @@ def test_digits_comparison_quick_is_resumable(tmp_path, capsys):
     assert main(args) == 0
     assert (out / "runs" / "digits-gan" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "digits-comparison.json").read_text())["runs"] == runs
+
+
+@dataclass
+class _Maybe:
+    steps: int | None = None
+
+
+def test_optional_options_take_none_or_their_type():
+    assert figures.parse_overrides(_Maybe, ["steps=null"]) == {"steps": None}
+    assert figures.parse_overrides(_Maybe, ["steps=7"]) == {"steps": 7}
+    with pytest.raises(ValueError, match="integer"):
+        figures.parse_overrides(_Maybe, ["steps=2.5"])

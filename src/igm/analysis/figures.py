@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check a parsed YAML value against a field's annotation; ints are accepted as floats and
     scalars as one-element tuples."""
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):  # e.g. int | None
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(annotation)):
+            return None
+        return _coerce(value, args[0], key) if len(args) == 1 else value
     if origin is tuple or annotation is tuple:
         items = value if isinstance(value, (list, tuple)) else [value]
         args = typing.get_args(annotation)
