@@ -87,3 +87,16 @@ def test_wgan_em_estimate():
     em = (real.numpy() @ w).mean() - (fake.numpy() @ w).mean()
     assert float(stats["em_estimate"]) == pytest.approx(em, rel=1e-12)
     assert float(loss) == pytest.approx(-em, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["wgan", "mmd-gan"])
+def test_clipping_can_be_turned_off(name):
+    """clip=None: no constraint, after_critic_step leaves the weights as they are."""
+    critic = torch.nn.Linear(4, 1)
+    with torch.no_grad():
+        critic.weight.fill_(3.0)
+    obj = O.get(name, clip=None)
+    assert obj.constraint is None
+    obj.after_critic_step(critic, {})
+    assert float(critic.weight.min()) == 3.0
+    assert O.get(name).constraint.c == 0.01  # the papers' default stays

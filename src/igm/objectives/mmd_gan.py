@@ -33,24 +33,26 @@ class MMDGAN(Objective):
 
     AE(x) = mean (x − decode(φ(x)))² needs a critic with a ``decode`` method (the authors' critic is
     an autoencoder); set ``ae_weight=0`` for a plain encoder. Every critic parameter is clipped to
-    [−clip, clip] after each critic step."""
+    [−clip, clip] after each critic step; ``clip=None`` turns that off for a critic bounded another
+    way (a spectrally normalised one, ``model.spectral: fixed``: SN-MMD-GAN)."""
 
     gathers: ClassVar[bool] = True
 
     kernel: Any = kernels.RBFMixture((1.0, 2.0, 4.0, 8.0, 16.0))
     ae_weight: float = 8.0
     feasible_weight: float = 16.0
-    clip: float = 0.01
+    clip: float | None = 0.01
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
-        WeightClip(self.clip)
+        if self.clip is not None:
+            WeightClip(self.clip)
         if self.ae_weight < 0 or self.feasible_weight < 0:
             raise ValueError("ae_weight and feasible_weight must be non-negative")
 
     @property
-    def constraint(self) -> WeightClip:
-        return WeightClip(self.clip)
+    def constraint(self) -> WeightClip | None:
+        return None if self.clip is None else WeightClip(self.clip)
 
     def _terms(self, critic: nn.Module, real: Tensor, fake: Tensor, with_ae: bool):
         fx, fy = critic_features(critic, real), critic_features(critic, fake)

@@ -21,18 +21,23 @@ class WGAN(Objective):
     """critic: E D(y) − E D(x), then every critic parameter clipped to [−clip, clip];
     generator: −E D(y). ``em_estimate`` = E D(x) − E D(y) estimates the EM distance up to a
     constant (the paper shows it tracks sample quality).
-    Paper defaults (the loop's): RMSProp lr 5e-5, batch 64, n_critic 5."""
+    Paper defaults (the loop's): RMSProp lr 5e-5, batch 64, n_critic 5.
+
+    ``clip=None`` turns the clipping off, for a critic bounded another way: a spectrally normalised
+    critic (``model.spectral: fixed``, each layer 1-Lipschitz) gives the EM estimate of a 1-Lipschitz
+    function without clipping's bias towards simple critics."""
 
     scalar_critic = True
 
-    clip: float = 0.01
+    clip: float | None = 0.01
 
     def __post_init__(self) -> None:
-        WeightClip(self.clip)  # validates
+        if self.clip is not None:
+            WeightClip(self.clip)  # validates
 
     @property
-    def constraint(self) -> WeightClip:
-        return WeightClip(self.clip)
+    def constraint(self) -> WeightClip | None:
+        return None if self.clip is None else WeightClip(self.clip)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
