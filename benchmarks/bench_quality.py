@@ -23,7 +23,9 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
@@ -47,6 +49,31 @@ def _seeds(text: str) -> list[int]:
         elif part:
             out.append(int(part))
     return out
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose benchmark process died (even by SIGKILL) stops too, instead of training on as
+    an orphan; its run resumes from its last checkpoint next time."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """SIGTERM each worker (igm's loop then writes a checkpoint and stops), SIGKILL what is left after
+    ``grace`` seconds, and drop the queued runs."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _worker(preset: str, seed: int, run_dir: str, eval_every: int, extra: list[str]) -> dict:
@@ -95,7 +122,10 @@ def main() -> None:
     print(f"{len(jobs)} runs ({len(names)} presets × seeds {seeds}) into {out}, {args.jobs} at a time", flush=True)
     t0 = time.perf_counter()
     scores = []
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SIGTERM unwinds like Ctrl-C
+    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
         futures = {pool.submit(_worker, p, s, str(out / p / f"seed{s}"), args.eval_every, args.overrides): (p, s) for p, s in jobs}
         for fut in as_completed(futures):
             p, s = futures[fut]
@@ -109,6 +139,15 @@ def main() -> None:
             print(f"{p} seed {s}: HQ {r['high_quality']:.3f}, modes {r['modes_covered']}/{r['modes']}, "
                   f"MMD² {r['mmd2_target']:.2e}, {'CONVERGED' if r['converged'] else 'not converged'} at the end, "
                   f"{when}, {r['seconds']:.0f} s", flush=True)
+    except BaseException as exc:  # Ctrl-C, SIGTERM or a failed run: stop the other runs now
+        _stop_workers(pool)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
+            print(f"interrupted after {len(scores)} of {len(jobs)} runs; the same command resumes each "
+                  "from its last checkpoint", file=sys.stderr, flush=True)
+            os._exit(code)  # not sys.exit: its atexit hook would wait for the pool's manager thread
+        raise
+    pool.shutdown()
     order = {(p, s): i for i, (p, s) in enumerate((p, s) for p in names for s in seeds)}
     scores.sort(key=lambda r: order[(r["preset"], r["seed"])])
     table = markdown_table(aggregate(scores))
