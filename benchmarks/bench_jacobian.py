@@ -10,10 +10,13 @@
 2. **Noise of the estimate**, on the critic of a ring-smmd run with 16-d features trained for
    ``--train-steps`` generator steps with the exact norm, on one fixed real batch of 128, over
    ``--draws`` probe draws: the relative standard deviation of the batch mean X̂, the Jensen bias of
-   the scale E[1/(1 + 10 X̂)] · (1 + 10 X) − 1, and the cosine between the critic-loss gradient with
+   the scale E[1/(1 + 10 X̂)] · (1 + 10 E X̂) − 1, and the cosine between the critic-loss gradient with
    the estimate and with the exact norm (1 = noise-free). Gaussian and Rademacher probes, k = 1, 4, 16;
    for scale, the same figures for the exact norm on a fresh real batch each draw (the sampling noise
    that every minibatch estimate has, probes or not).
+3. **The spectral critic's gain**: ring-sn-smmd at critic lr 1e-3 (the preset before issue 9) and
+   2e-4 (the shipped one), seed 0: the product ∏s of the learned per-layer scales and E‖∇φ‖² over the
+   first ``--gain-steps`` generator steps.
 
     python benchmarks/bench_jacobian.py [--rounds 15] [--draws 200] [--threads 1] [--train-steps 600]
 """
@@ -118,8 +121,9 @@ def noise(draws: int, train_steps: int) -> tuple[list[tuple[str, int, float, flo
             g, x = draw()
             xs.append(x)
             cos.append(float(torch.nn.functional.cosine_similarity(g, g_exact, dim=0)))
-        rel_sd = statistics.stdev(xs) / x_exact
-        jensen = statistics.fmean(1 / (1 + 10 * x) for x in xs) * (1 + 10 * x_exact) - 1
+        mean_x = statistics.fmean(xs)
+        rel_sd = statistics.stdev(xs) / mean_x
+        jensen = statistics.fmean(1 / (1 + 10 * x) for x in xs) * (1 + 10 * mean_x) - 1  # E[s(X̂)] / s(E X̂) − 1
         return (label, k, rel_sd, jensen, statistics.median(cos))
 
     # the noise every estimate has anyway: a fresh real batch of 128 (exact norm) each draw
@@ -130,12 +134,39 @@ def noise(draws: int, train_steps: int) -> tuple[list[tuple[str, int, float, flo
     return rows, x_exact
 
 
+def spectral_gain(steps: int) -> list[tuple[str, list[float], list[float], float, float, float]]:
+    """ring-sn-smmd at critic lr 1e-3 (the old preset) and 2e-4 (the shipped one), seed 0: the product
+    of the learned per-layer scales ∏s and the logged E‖∇φ‖² over the first ``steps`` generator steps,
+    the median and largest step-to-step move of log ∏s, and the median E‖∇φ‖² of the last 100 steps."""
+    import math
+
+    from igm.train import apply_overrides, build_run, presets
+    from igm.train.loop import train_step
+
+    rows = []
+    for lr in ("1e-3", "2e-4"):
+        cfg = apply_overrides(presets.get("ring-sn-smmd"), [f"optim.lr_critic={lr}", "train.progress=false",
+                                                            "eval.every=0", "train.seed=0"])
+        run = build_run(cfg, None)
+        scales = [m.scale for m in run.critic.modules() if getattr(m, "learn_scale", False)]
+        prods, jacs = [], []
+        for _ in range(steps):
+            stats = train_step(run)
+            run.step += 1
+            prods.append(math.prod(float(s.detach()) for s in scales))
+            jacs.append(float(stats["critic/jacobian"]))
+        moves = [abs(math.log(b / a)) for a, b in zip(prods[:-1], prods[1:])]
+        rows.append((lr, prods, jacs, statistics.median(moves), max(moves), statistics.median(jacs[-100:])))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=600)
+    ap.add_argument("--gain-steps", type=int, default=600, help="generator steps of the spectral-gain section (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}, "
@@ -148,6 +179,13 @@ def main() -> None:
     print("\n| probe | k | rel. std of X̂ | Jensen bias of the scale | median cos(grad, exact grad) |\n| --- | ---: | ---: | ---: | ---: |")
     for probe, k, sd, jb, cos in rows:
         print(f"| {probe} | {k or '—'} | {100 * sd:.1f}% | {100 * jb:+.2f}% | {cos:.3f} |")
+    if args.gain_steps:
+        marks = [m for m in (100, 300, 600, 1000) if m <= args.gain_steps]
+        print("\n| ring-sn-smmd critic lr | ∏s at steps " + ", ".join(map(str, marks)) + " | E‖∇φ‖² at the same steps "
+              "| median / max \\|Δ log ∏s\\| per generator step | median E‖∇φ‖², last 100 steps |\n| --- | --- | --- | --- | ---: |")
+        for lr, prods, jacs, med, top, late in spectral_gain(args.gain_steps):
+            print(f"| {lr} | {', '.join(f'{prods[m - 1]:.2f}' for m in marks)} | {', '.join(f'{jacs[m - 1]:.2f}' for m in marks)} "
+                  f"| {100 * med:.2f}% / {100 * top:.2f}% | {late:.2f} |")
 
 
 if __name__ == "__main__":
