@@ -96,8 +96,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.preset or args.config:
             raise UsageError("--resume DIR continues a run; do not also give a preset or a config")
         run_dir = Path(args.resume)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt")
+        from igm.train.checkpoint import step_checkpoints
+
+        if not ((run_dir / "checkpoints" / "last.pt").is_file() or step_checkpoints(run_dir / "checkpoints")):
+            raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt or checkpoints/step-*.pt")
         run = load_run(run_dir, args.overrides)
         resume = True
     else:
@@ -141,12 +143,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from igm.train.sampling import sample_to_file
+    from igm.train.sampling import check_output, open_checkpoint, sample_to_file
 
     if args.n < 1:
         raise UsageError("--n must be positive")
-    path = sample_to_file(Path(args.run), Path(args.out), n=args.n, seed=args.seed, use_ema=not args.no_ema)
-    print(f"wrote {args.n} samples to {path}")
+    check_output(Path(args.out))  # before reading anything
+    opened = open_checkpoint(Path(args.run))
+    for line in opened.skipped:
+        print(f"igm: {line}", file=sys.stderr)
+    path = sample_to_file(opened, Path(args.out), n=args.n, seed=args.seed, use_ema=not args.no_ema)
+    print(f"wrote {args.n} samples to {path} from {opened.describe()}")
     return 0
 
 

@@ -70,7 +70,7 @@ class toy_evaluator:
 
 def _validate(cfg: RunConfig) -> None:
     t = cfg.train
-    for key in ("steps", "batch_size", "n_critic", "log_every", "checkpoint_every"):
+    for key in ("steps", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be at least 1; got {getattr(t, key)}")
     if t.ema is not None and not 0 < t.ema < 1:

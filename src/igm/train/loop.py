@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,6 +123,13 @@ class Run:
         if self.out_dir is None:
             return None
         return ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / f"{name}.pt")
+
+    def save_step(self) -> Path | None:
+        """``checkpoints/step-N.pt`` and ``last.pt``, keeping the newest ``train.keep_checkpoints``."""
+        if self.out_dir is None:
+            return None
+        return ckpt.save_step(self.state_dict(), self.out_dir / "checkpoints", self.step,
+                              self.config.train.keep_checkpoints)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,9 +356,15 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
     """Train ``run`` to ``config.train.steps`` generator steps; returns the summary dict."""
     cfg = run.config.train
     log = MetricsLog(run.out_dir) if run.out_dir is not None else None
+    if run.out_dir is not None:
+        ckpt.remove_temporaries(run.out_dir / "checkpoints")  # half-written saves of a killed process
     if resume:
         run_dir = run.out_dir if run.dist is None else run.dist.run_dir  # ranks > 0 write nothing
-        state = ckpt.load(run_dir / "checkpoints" / "last.pt", map_location=run.device)
+        state, path, skipped = ckpt.load_latest(run_dir / "checkpoints", map_location=run.device)
+        if run.out_dir is not None:  # one process speaks
+            for line in skipped:
+                print(f"igm: {line}", file=sys.stderr)
+            print(f"igm: resuming from {path} at step {int(state['step'])}", file=sys.stderr)
         run.load_state_dict(state)
         if run.dist is not None:
             run.dist.after_load(run)  # rank 0 continues the saved random streams; the others reseed
@@ -358,7 +372,7 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
             log.truncate_after(run.step)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
     if not resume:
-        run.save("last")
+        run.save_step()
     sums: dict[str, Tensor] = {}
     count, t0, t_window = 0, time.perf_counter(), time.perf_counter()
     bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
@@ -412,13 +426,13 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                 stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
                 if run.step % cfg.checkpoint_every == 0 or stopping:
                     good = copy.deepcopy(run.state_dict())
-                    path = run.save("last")
+                    path = run.save_step()
                     _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
                 if stopping:
                     raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
         metrics = evaluate(run)
         _maybe_best(run, metrics)
-        run.save("last")
+        run.save_step()
         write_samples(run, run.step)
         summary = {
             "step": run.step,
