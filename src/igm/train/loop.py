@@ -78,6 +78,8 @@ class Run:
     step: int = 0
     rollbacks: int = 0
     best: float | None = None
+    log_sums: dict[str, Tensor] = field(default_factory=dict)  # the open logging window: Σ of each statistic
+    log_count: int = 0  # ... over this many steps (checkpointed, so a resumed run logs the same means)
     speed: Any = None  # igm.train.speed.SpeedSettings: what build_run applied (None: plain modules)
     dist: Any = None  # igm.train.distributed.DistContext under torchrun (None: one process)
 
@@ -104,6 +106,7 @@ class Run:
             "objective": self.objective.state_dict(),
             "adaptive": None if self.adaptive is None else self.adaptive.state_dict(),
             "rng": ckpt.rng_state(self.data_rng),
+            "log_window": {"count": self.log_count, "sums": {k: v.detach().clone() for k, v in self.log_sums.items()}},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -118,6 +121,8 @@ class Run:
             self.adaptive.load_state_dict(state["adaptive"])
         ckpt.set_rng_state(state["rng"], self.data_rng)
         self.step, self.rollbacks, self.best = int(state["step"]), int(state["rollbacks"]), state["best"]
+        window = state.get("log_window") or {"count": 0, "sums": {}}  # absent in older checkpoints
+        self.log_count, self.log_sums = int(window["count"]), dict(window["sums"])
 
     def save(self, name: str) -> Path | None:
         if self.out_dir is None:
@@ -373,8 +378,8 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
     if not resume:
         run.save_step()
-    sums: dict[str, Tensor] = {}
-    count, t0, t_window = 0, time.perf_counter(), time.perf_counter()
+    t0 = t_window = time.perf_counter()
+    timed = 0  # steps since t_window in this process (the window itself may predate a resume)
     bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
     speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
     try:
@@ -383,26 +388,25 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                 try:
                     stats = train_step(run)
                 except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
-                    _rollback(run, good, err, log, callbacks)
-                    sums, count = {}, 0
+                    _rollback(run, good, err, log, callbacks)  # the logging window rolls back too
                     if bar is not None:
                         bar.n = run.step
                         bar.write(f"igm: {err}; rolled back to step {run.step}")
                     continue
                 run.step += 1
                 for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().double()
-                count += 1
+                    run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
+                run.log_count += 1
+                timed += 1
                 if bar is not None:
                     bar.update(1)
                 if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                    if run.dist is not None:
-                        sums = run.dist.at_log(run, sums)  # the mean over ranks of each statistic
-                    values = {k: float(v) / count for k, v in sums.items()}
+                    sums = run.log_sums if run.dist is None else run.dist.at_log(run, run.log_sums)  # mean over ranks
+                    values = {k: float(v) / run.log_count for k, v in sums.items()}
                     now = time.perf_counter()
-                    values["sec_per_step"] = (now - t_window) / count
+                    values["sec_per_step"] = (now - t_window) / max(timed, 1)
                     values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
-                    sums, count, t_window = {}, 0, now
+                    run.log_sums, run.log_count, t_window, timed = {}, 0, now, 0
                     if bar is not None:
                         bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
                     if log is not None:
