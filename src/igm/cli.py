@@ -90,7 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from igm.train import apply_overrides, build_run, config_from, distributed, load_run, train
-    from igm.train.loop import TrainingDiverged, TrainingInterrupted
+    from igm.train.loop import OutputError, TrainingDiverged, TrainingInterrupted
 
     if args.resume:
         if args.preset or args.config:
@@ -125,6 +125,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     except TrainingDiverged as err:
         raise UsageError(str(err)) from None
+    except OutputError as err:
+        raise UsageError(f"{err}; free space or fix permissions, then: igm train --resume {run_dir}") from None
     finally:
         distributed.shutdown()  # ends the process group build_run started under torchrun
     if not distributed.is_main():

@@ -12,6 +12,7 @@ corrupted on disk costs the steps since the one before it, not the run.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import tempfile
@@ -35,10 +36,12 @@ class CheckpointError(ValueError):
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()  # serialise first: torch's zip writer reports a full disk as a RuntimeError,
+    torch.save(state, buffer)  # a plain write raises OSError with its errno
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
+            fh.write(buffer.getbuffer())
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

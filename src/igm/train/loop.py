@@ -29,10 +29,10 @@ from torch import Tensor, nn
 
 from igm.train import checkpoint as ckpt
 from igm.train import speed
-from igm.train.artifacts import MetricsLog, save_image_grid, save_scatter
+from igm.train.artifacts import _WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
 from igm.train.config import RunConfig, sample_latent, to_dict
 
-__all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "NonFiniteLoss"]
+__all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -50,6 +50,20 @@ class TrainingInterrupted(RuntimeError):
         self.step, self.path = step, path
         where = f"; checkpoint {path}" if path else ""
         super().__init__(f"interrupted at step {step}{where}")
+
+
+class OutputError(RuntimeError):
+    """The run directory stopped taking writes (full disk, read-only, no permission). Checkpoints are
+    written atomically, so the last one written before is intact."""
+
+    def __init__(self, err: OSError, last: Path | None):
+        self.last = last
+        where = f"{err.filename}: " if err.filename else ""
+        kept = f"; the last checkpoint, {last}, is intact" if last is not None else ""
+        super().__init__(f"cannot write to the run directory ({where}{err.strerror or err}){kept}")
+
+
+WRITE_ERRNOS = _WRITE_ERRNOS
 
 
 class Callback(Protocol):
@@ -376,13 +390,13 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
         if log is not None:
             log.truncate_after(run.step)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
-    if not resume:
-        run.save_step()
     t0 = t_window = time.perf_counter()
     timed = 0  # steps since t_window in this process (the window itself may predate a resume)
     bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
     speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
     try:
+        if not resume:
+            run.save_step()
         with _StopFlag() as stop:
             while run.step < cfg.steps:
                 try:
@@ -451,11 +465,19 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
             _write_json(run.out_dir / "summary.json", summary)
         _emit(callbacks, "end", run.step, summary)
         return summary
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS or run.out_dir is None:
+            raise
+        newest = ckpt.step_checkpoints(run.out_dir / "checkpoints")
+        raise OutputError(err, newest[0] if newest else None) from None
     finally:
         if bar is not None:
             bar.close()
         if log is not None:
-            log.close()
+            try:
+                log.close()
+            except OSError:  # the same full or read-only disk; the error above says so
+                pass
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
