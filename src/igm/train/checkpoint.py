@@ -30,7 +30,11 @@ TEMP_GLOB = ".*.tmp"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing or unreadable."""
+    """A checkpoint that is missing or unreadable; ``reason`` says why without the path."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
@@ -111,7 +115,7 @@ def load_latest(folder: str | Path, map_location: str | torch.device = "cpu") ->
         try:
             state = load(path, map_location)
         except CheckpointError as err:
-            skipped.append(f"skipped {path}: {_reason(err)}")
+            skipped.append(f"skipped {path}: {err.reason}")
             continue
         if not isinstance(state, dict) or "step" not in state:
             skipped.append(f"skipped {path}: not an igm checkpoint")
@@ -129,21 +133,17 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _reason(err: Exception) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text.split(": ", 1)[1] if text.startswith("cannot read checkpoint ") and ": " in text else text
-
-
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty", "the file is empty")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means an unreadable file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}", reason) from None
 
 
 def rng_state(data_generator: torch.Generator) -> dict[str, Any]:

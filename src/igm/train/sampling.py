@@ -49,7 +49,7 @@ def open_checkpoint(source: Path | Opened) -> Opened:
         try:
             return Opened(ckpt.load(best), best)
         except ckpt.CheckpointError as err:
-            skipped.append(f"skipped {best}: {str(err).split(': ', 1)[-1]}")
+            skipped.append(f"skipped {best}: {err.reason}")
     try:
         state, path, more = ckpt.load_latest(folder)
     except ckpt.CheckpointError as err:
