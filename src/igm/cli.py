@@ -90,14 +90,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from igm.train import apply_overrides, build_run, config_from, distributed, load_run, train
-    from igm.train.loop import TrainingDiverged, TrainingInterrupted
+    from igm.train.loop import OutputError, TrainingDiverged, TrainingInterrupted
 
     if args.resume:
         if args.preset or args.config:
             raise UsageError("--resume DIR continues a run; do not also give a preset or a config")
         run_dir = Path(args.resume)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt")
+        from igm.train.checkpoint import step_checkpoints
+
+        if not ((run_dir / "checkpoints" / "last.pt").is_file() or step_checkpoints(run_dir / "checkpoints")):
+            raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt or checkpoints/step-*.pt")
         run = load_run(run_dir, args.overrides)
         resume = True
     else:
@@ -123,6 +125,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     except TrainingDiverged as err:
         raise UsageError(str(err)) from None
+    except OutputError as err:
+        raise UsageError(f"{err}; free space or fix permissions, then: igm train --resume {run_dir}") from None
     finally:
         distributed.shutdown()  # ends the process group build_run started under torchrun
     if not distributed.is_main():
@@ -141,12 +145,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from igm.train.sampling import sample_to_file
+    from igm.train.sampling import check_output, open_checkpoint, sample_to_file
 
     if args.n < 1:
         raise UsageError("--n must be positive")
-    path = sample_to_file(Path(args.run), Path(args.out), n=args.n, seed=args.seed, use_ema=not args.no_ema)
-    print(f"wrote {args.n} samples to {path}")
+    check_output(Path(args.out))  # before reading anything
+    opened = open_checkpoint(Path(args.run))
+    for line in opened.skipped:
+        print(f"igm: {line}", file=sys.stderr)
+    path = sample_to_file(opened, Path(args.out), n=args.n, seed=args.seed, use_ema=not args.no_ema)
+    print(f"wrote {args.n} samples to {path} from {opened.describe()}")
     return 0
 
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tolerance import bound
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -57,10 +58,14 @@ def test_final_spectra_match_svdvals_of_effective_weights(quick_run):
         layers = {n: m for n, m in critic.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
         assert set(final) == set(layers), preset
         for name, module in layers.items():
-            expected = torch.linalg.svdvals(effective_weight(module))
+            mat = effective_weight(module)  # float64 here; the layer itself uses the float32 rounding
+            expected = torch.linalg.svdvals(mat)
             got = torch.tensor(final[name]["singular_values"], dtype=torch.float64)
-            assert torch.allclose(got, expected, rtol=1e-6, atol=1e-10), (preset, name)
-            assert final[name]["condition_number"] == pytest.approx(float(expected[0] / expected[-1]), rel=1e-6)
+            # Weyl: each σ moves by at most ‖ΔW‖₂ ≤ ‖ΔW‖_F, the float32 rounding of W̄ = s·W/(uᵀWv)
+            tol = float(bound(torch.float32, float(mat.norm()), terms=sum(mat.shape)))
+            assert (got - expected).abs().max() <= tol, (preset, name)
+            cond = float(expected[0] / expected[-1])
+            assert final[name]["condition_number"] == pytest.approx(cond, rel=tol / float(expected[-1]) + tol / float(expected[0]))
 
 
 def test_spectra_change_during_training(quick_run):

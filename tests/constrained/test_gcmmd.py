@@ -205,7 +205,9 @@ def test_cholesky_method_matches_exact_and_converges():
     values = [float(gcmmd2(*args, method="cholesky", rank=r, tol=0.0)) for r in range(1, 37)]
     assert all(b >= a - 1e-10 for a, b in zip(values, values[1:]))  # monotone in the rank
     assert all(v <= exact + 1e-10 for v in values)  # a lower bound on the exact value
-    assert exact - values[26] < 1e-4 * exact  # rank 27 of 36: within 0.01 % on this batch
+    # rank 27 of 36: within 0.1 % on this batch (measured 0.0015 %; the pivots are argmaxes of tiny
+    # residuals, so rounding-level ties may pick other pivots on another CPU)
+    assert exact - values[26] < 1e-3 * exact
     assert exact - values[3] > 0.5 * exact  # rank 4 is far off (the test can tell)
 
 

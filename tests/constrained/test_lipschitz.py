@@ -95,7 +95,7 @@ def test_dirac_gan(psi: float, theta: float) -> None:
     L = 0.3
     res = lipschitz_mmd(x, y, kern, lipschitz=L)
     g = np.abs(fd_grad(res, res.grid[:, 0]))
-    assert g.max() <= L + 1e-6
+    assert g.max() <= L + 1e-5  # a finite difference (h 1e-5) of a witness with ‖α‖₁ ~ 6e3, solver tolerance 1e-8
     assert g.max() >= L - 1e-4  # gradient constraint is active
     assert res.value < closed - 1e-3
     assert res.value <= L * theta * 1.05  # Kantorovich-Rubinstein: W1(delta_0, delta_theta) = theta

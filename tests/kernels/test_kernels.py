@@ -13,6 +13,8 @@ import pytest
 import torch
 
 import igm.kernels as K
+from tolerance import assert_close
+
 from igm.kernels import (
     Distance,
     Gaussian,
@@ -213,6 +215,63 @@ def test_far_from_origin_float32_gram_stays_positive_semidefinite():
     torch.linalg.cholesky(gram + 1e-3 * torch.eye(64))  # raises if not positive definite
 
 
+def _near_pairs(dtype):
+    """Rows far from the origin (offset 10, spread 3) and partners at relative distances 0 (an
+    equal copy, not the same tensor), 1e-7, 1e-4, 1e-2 and 1 (independent rows)."""
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(40, 16, generator=g, dtype=torch.float64) * 3 + 10
+    u = torch.randn(40, 16, generator=g, dtype=torch.float64)
+    rel = torch.tensor([0.0, 1e-7, 1e-4, 1e-2, 1.0], dtype=torch.float64).repeat_interleave(8)[:, None]
+    b = a + rel * a.norm(dim=1, keepdim=True) * u / u.norm(dim=1, keepdim=True)
+    b[32:] = torch.randn(8, 16, generator=g, dtype=torch.float64) * 3 + 10
+    return a.to(dtype), b.to(dtype)
+
+
+def _exact_dist(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """‖a_i − b_j‖ of the given (rounded) values from their differences: math.dist, within an ulp or
+    so of the exact value in float64, and the float32 inputs' differences are exact in float64."""
+    A, B = a.double().tolist(), b.double().tolist()
+    return np.array([[math.dist(x, y) for y in B] for x in A])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_distances_are_accurate_at_coincident_and_near_points(dtype):
+    # The expansion ‖a‖² + ‖b‖² − 2a·b leaves O(eps·‖a‖²) at coincident points, and √ turns that
+    # into O(√eps·‖a‖): ~3e-4·‖a‖ in float32. Pairwise.dist must be accurate to a few eps relative
+    # at every pair, and exactly 0 at equal rows.
+    a, b = _near_pairs(dtype)
+    ref = _exact_dist(a, b)
+    got = K.Pairwise(a, b).dist
+    assert torch.all(got.diagonal()[:8] == 0), got.diagonal()[:8]
+    assert_close(got, ref, dtype=dtype, terms=a.shape[1])
+    # the same through the symmetric path (a against itself) and the energy kernel's Gram matrix
+    assert_close(K.Pairwise(a).dist, _exact_dist(a, a), dtype=dtype, terms=a.shape[1])
+    norms = np.array([math.hypot(*row) for row in a.double().tolist()]), np.array([math.hypot(*row) for row in b.double().tolist()])
+    energy = 0.5 * (norms[0][:, None] + norms[1][None, :] - ref)
+    magnitude = 0.5 * (norms[0][:, None] + norms[1][None, :] + ref)  # ½(‖a‖ + ‖b‖) − ½‖a − b‖ cancels
+    assert_close(Distance()(a, b), energy, dtype=dtype, magnitude=magnitude, terms=a.shape[1])
+    assert_close(Distance()(a, b).diagonal()[:8], norms[0][:8], dtype=dtype, terms=a.shape[1])
+
+
+def test_near_points_really_break_the_expansion():
+    # the test above is meaningful: √ of the expanded squared distance is off by ≫ eps at those pairs
+    a, b = _near_pairs(torch.float32)
+    naive = torch.sqrt(K.Pairwise(a, b).sqdist).double().numpy()
+    ref = _exact_dist(a, b)
+    assert np.abs(naive - ref)[:16].max() > 1e3 * torch.finfo(torch.float32).eps * 40
+
+
+def test_distance_double_backward_through_near_pairs():
+    # the recomputed near pairs stay twice differentiable (gradient penalties on an energy kernel)
+    a, b = _near_pairs(torch.float64)
+    keep = torch.arange(16, 40)  # relative distances 1e-4, 1e-2 and independent rows (finite differences need d ≫ 1e-6)
+    a, b = a[keep][:, :4].clone().requires_grad_(True), b[keep][:, :4].clone()
+    pw = K.Pairwise(a, b)
+    near = pw.sqdist <= K.NEAR * (pw._centred[2][:, None] + pw._centred[3][None, :])
+    assert 0 < int(near.sum()) < near.numel()  # both paths are exercised
+    assert torch.autograd.gradgradcheck(lambda x: K.Pairwise(x, b).dist, (a,))
+
+
 # ----------------------------------------------------------------------------------------------
 # gradients
 
@@ -366,7 +425,8 @@ def test_derivatives_against_finite_differences(make, ref):
                         + ref(an[i] - h2 * ep, bn[j] - h2 * eq)
                     ) / (4 * h2 * h2)
     np.testing.assert_allclose(dk.numpy(), ref_dk, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(d2k.numpy(), ref_d2k, rtol=1e-5, atol=1e-6)
+    # the 4-point difference's rounding is ~eps·max|k|/h² ≈ 6e-7 (h = 1e-4): atol 16 times that
+    np.testing.assert_allclose(d2k.numpy(), ref_d2k, rtol=1e-5, atol=1e-5)
     # the mixed derivative is not symmetric in (p, q) in general; make sure the test sees that
     if isinstance(make(), Polynomial):
         p = make()

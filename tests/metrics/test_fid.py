@@ -49,7 +49,9 @@ def test_fid_matches_sqrtm_reference(n: int, d: int) -> None:
     a, b = feature_pair(n, d)
     ours = fid(torch.from_numpy(a), torch.from_numpy(b))
     ref = reference_fid(a, b)
-    assert ours == pytest.approx(ref, rel=1e-6)
+    # with n < d the reference's sqrtm works on a rank-deficient product: each of its ~d − n null
+    # eigenvalues adds ~√(eps·λ), so the agreement is √eps-level there, eps-level at full rank
+    assert ours == pytest.approx(ref, rel=1e-6 if n >= d else 1e-5)
 
 
 def test_fast_path_taken_when_fewer_samples_than_dimensions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +88,7 @@ def test_closed_form_for_diagonal_gaussians() -> None:
 def test_cholesky_and_eigh_factors_agree() -> None:
     a, b = feature_pair(300, 64, seed=5)
     (_, s1), (_, s2) = feature_statistics(a), feature_statistics(b)
-    assert sqrt_trace(s1, s2) == pytest.approx(sqrt_trace(s1, s2, rank1=64), rel=1e-12)
+    assert sqrt_trace(s1, s2) == pytest.approx(sqrt_trace(s1, s2, rank1=64), rel=1e-11)  # d·eps·cond ≈ 2.4e-13, ×40
 
 
 @pytest.mark.parametrize("n, d, rank", [(500, 64, 64), (30, 256, 30), (500, 64, 5), (3, 64, 3)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tolerance import assert_close
 from torch import nn
 
 from igm.nn.spectral import (
@@ -116,7 +117,9 @@ def test_gradients_reach_weight_and_scale_with_correct_values() -> None:
     grad_eff = (g.T @ x).double()  # dL / dW_bar
     w_bar = s * w / sigma
     assert p.scale.grad is not None and _original(lin).grad is not None
-    assert p.scale.grad.item() == pytest.approx((grad_eff * w_bar).sum().item() / s, rel=1e-5)
+    # a float32 sum of 15 terms whose magnitudes add up to ~25x the result: tolerance.bound, not rel=1e-5
+    terms = grad_eff * w_bar / s
+    assert_close(p.scale.grad, terms.sum(), dtype=torch.float32, magnitude=terms.abs().sum(), terms=terms.numel())
     expected = (s / sigma) * (grad_eff - (grad_eff * w).sum() / sigma * torch.outer(u, v))
     np.testing.assert_allclose(_original(lin).grad.double().numpy(), expected.numpy(), rtol=1e-4, atol=1e-6)
     assert not p._u.requires_grad and not p._v.requires_grad
@@ -209,7 +212,8 @@ def test_layer_spectra_matches_numpy_svd() -> None:
             assert spec.condition_number == pytest.approx(spec.sigma_max / spec.sigma_min)
         assert spec.scale == pytest.approx(scale)
     assert full["0"].sigma_max == pytest.approx(1.7, abs=1e-4)
-    assert full["3"].sigma_min == 0.0 and full["3"].condition_number == float("inf")  # rank collapse
+    # rank collapse: 0 up to the LAPACK build's rounding (exactly 0 with some, ~1e-17 with others)
+    assert full["3"].sigma_min <= 1e-12 * full["3"].sigma_max and full["3"].condition_number == float("inf")
 
 
 def test_module_without_weight_raises_value_error() -> None:

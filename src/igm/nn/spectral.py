@@ -240,7 +240,10 @@ def _spectrum(module: nn.Module, scale: float) -> LayerSpectrum:
     mat = _to_matrix(weight.to(device="cpu", dtype=torch.float64), _output_dim(module, "weight"))
     svals = torch.linalg.svdvals(mat)
     s_max, s_min = float(svals[0]), float(svals[-1])
-    cond = s_max / s_min if s_min > 0 else float("inf")
+    # numerically rank-deficient (NumPy's matrix_rank rule): the smallest singular value of a
+    # singular matrix comes out as 0 or as ~eps·s_max depending on the LAPACK build
+    rank_tol = max(mat.shape) * torch.finfo(torch.float64).eps * s_max
+    cond = s_max / s_min if s_min > rank_tol else float("inf")
     return LayerSpectrum(svals, s_max, s_min, cond, scale)
 
 

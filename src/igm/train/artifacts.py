@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,28 @@ import torch
 from torch import Tensor
 
 __all__ = ["MetricsLog", "image_grid", "save_image_grid", "save_scatter"]
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def _quiet_tensorboard_write_errors() -> None:
+    """TensorBoard writes events from a background thread, which dies with a traceback when the disk
+    is full or read-only. The training loop meets the same error on its own next write and reports
+    it in one line (igm.train.loop.OutputError), so that thread's traceback is dropped; every other
+    thread exception is passed on untouched."""
+    previous = threading.excepthook
+    if getattr(previous, "_igm_filter", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        exc = args.exc_value
+        if (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+                and type(args.thread).__module__.startswith("tensorboard")):
+            return
+        previous(args)
+
+    hook._igm_filter = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 class MetricsLog:
@@ -27,6 +51,7 @@ class MetricsLog:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(log_dir=str(run_dir))
+                _quiet_tensorboard_write_errors()
             except ImportError as exc:  # tensorboard is a dependency; say so if it is missing
                 import warnings
 

@@ -70,7 +70,7 @@ class toy_evaluator:
 
 def _validate(cfg: RunConfig) -> None:
     t = cfg.train
-    for key in ("steps", "batch_size", "n_critic", "log_every", "checkpoint_every"):
+    for key in ("steps", "batch_size", "n_critic", "log_every", "checkpoint_every", "keep_checkpoints"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be at least 1; got {getattr(t, key)}")
     if t.ema is not None and not 0 < t.ema < 1:
@@ -91,6 +91,11 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError("model.z_dim and model.critic_out must be at least 1")
     if t.max_rollbacks < 0:
         raise ConfigError("train.max_rollbacks must be non-negative")
+    e = cfg.eval
+    for key, least in (("every", 0), ("samples", 2), ("batch_size", 1), ("real_samples", 2), ("kid_subsets", 1),
+                       ("kid_subset_size", 2)):
+        if getattr(e, key) < least:
+            raise ConfigError(f"eval.{key} must be at least {least}; got {getattr(e, key)}")
     speed.validate(t)  # train.amp / channels_last / compile / cudnn_benchmark
 
 
@@ -116,6 +121,11 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         objective = igm.objectives.get(cfg.objective.name, **cfg.objective.params)
     except ValueError as err:
         raise ConfigError(f"objective: {err}") from None
+    if cfg.train.batch_size < objective.min_batch:  # each rank's batch: block estimates are per rank
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is too small: objective '{cfg.objective.name}' needs at least "
+            f"{objective.min_batch} samples per batch; set train.batch_size={objective.min_batch} or more"
+        )
     try:
         data = igm.data.get(cfg.data.name, **cfg.data.params)
     except (ValueError, FileNotFoundError) as err:

@@ -105,6 +105,7 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
+    keep_checkpoints: int = 3  # step checkpoints kept (plus best.pt); --resume falls back to the older ones
     max_rollbacks: int = 3  # non-finite loss: roll back to the last checkpoint at most this often
     rollback_lr_factor: float = 1.0  # multiply learning rates by this at each rollback
     progress: bool = True

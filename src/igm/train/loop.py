@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,10 +29,10 @@ from torch import Tensor, nn
 
 from igm.train import checkpoint as ckpt
 from igm.train import speed
-from igm.train.artifacts import MetricsLog, save_image_grid, save_scatter
+from igm.train.artifacts import _WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
 from igm.train.config import RunConfig, sample_latent, to_dict
 
-__all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "NonFiniteLoss"]
+__all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -49,6 +50,20 @@ class TrainingInterrupted(RuntimeError):
         self.step, self.path = step, path
         where = f"; checkpoint {path}" if path else ""
         super().__init__(f"interrupted at step {step}{where}")
+
+
+class OutputError(RuntimeError):
+    """The run directory stopped taking writes (full disk, read-only, no permission). Checkpoints are
+    written atomically, so the last one written before is intact."""
+
+    def __init__(self, err: OSError, last: Path | None):
+        self.last = last
+        where = f"{err.filename}: " if err.filename else ""
+        kept = f"; the last checkpoint, {last}, is intact" if last is not None else ""
+        super().__init__(f"cannot write to the run directory ({where}{err.strerror or err}){kept}")
+
+
+WRITE_ERRNOS = _WRITE_ERRNOS
 
 
 class Callback(Protocol):
@@ -77,6 +92,8 @@ class Run:
     step: int = 0
     rollbacks: int = 0
     best: float | None = None
+    log_sums: dict[str, Tensor] = field(default_factory=dict)  # the open logging window: Σ of each statistic
+    log_count: int = 0  # ... over this many steps (checkpointed, so a resumed run logs the same means)
     speed: Any = None  # igm.train.speed.SpeedSettings: what build_run applied (None: plain modules)
     dist: Any = None  # igm.train.distributed.DistContext under torchrun (None: one process)
 
@@ -103,6 +120,7 @@ class Run:
             "objective": self.objective.state_dict(),
             "adaptive": None if self.adaptive is None else self.adaptive.state_dict(),
             "rng": ckpt.rng_state(self.data_rng),
+            "log_window": {"count": self.log_count, "sums": {k: v.detach().clone() for k, v in self.log_sums.items()}},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,11 +135,20 @@ class Run:
             self.adaptive.load_state_dict(state["adaptive"])
         ckpt.set_rng_state(state["rng"], self.data_rng)
         self.step, self.rollbacks, self.best = int(state["step"]), int(state["rollbacks"]), state["best"]
+        window = state.get("log_window") or {"count": 0, "sums": {}}  # absent in older checkpoints
+        self.log_count, self.log_sums = int(window["count"]), dict(window["sums"])
 
     def save(self, name: str) -> Path | None:
         if self.out_dir is None:
             return None
         return ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / f"{name}.pt")
+
+    def save_step(self) -> Path | None:
+        """``checkpoints/step-N.pt`` and ``last.pt``, keeping the newest ``train.keep_checkpoints``."""
+        if self.out_dir is None:
+            return None
+        return ckpt.save_step(self.state_dict(), self.out_dir / "checkpoints", self.step,
+                              self.config.train.keep_checkpoints)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,47 +375,52 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
     """Train ``run`` to ``config.train.steps`` generator steps; returns the summary dict."""
     cfg = run.config.train
     log = MetricsLog(run.out_dir) if run.out_dir is not None else None
+    if run.out_dir is not None:
+        ckpt.remove_temporaries(run.out_dir / "checkpoints")  # half-written saves of a killed process
     if resume:
         run_dir = run.out_dir if run.dist is None else run.dist.run_dir  # ranks > 0 write nothing
-        state = ckpt.load(run_dir / "checkpoints" / "last.pt", map_location=run.device)
+        state, path, skipped = ckpt.load_latest(run_dir / "checkpoints", map_location=run.device)
+        if run.out_dir is not None:  # one process speaks
+            for line in skipped:
+                print(f"igm: {line}", file=sys.stderr)
+            print(f"igm: resuming from {path} at step {int(state['step'])}", file=sys.stderr)
         run.load_state_dict(state)
         if run.dist is not None:
             run.dist.after_load(run)  # rank 0 continues the saved random streams; the others reseed
         if log is not None:
             log.truncate_after(run.step)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
-    if not resume:
-        run.save("last")
-    sums: dict[str, Tensor] = {}
-    count, t0, t_window = 0, time.perf_counter(), time.perf_counter()
+    t0 = t_window = time.perf_counter()
+    timed = 0  # steps since t_window in this process (the window itself may predate a resume)
     bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
     speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
     try:
+        if not resume:
+            run.save_step()
         with _StopFlag() as stop:
             while run.step < cfg.steps:
                 try:
                     stats = train_step(run)
                 except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
-                    _rollback(run, good, err, log, callbacks)
-                    sums, count = {}, 0
+                    _rollback(run, good, err, log, callbacks)  # the logging window rolls back too
                     if bar is not None:
                         bar.n = run.step
                         bar.write(f"igm: {err}; rolled back to step {run.step}")
                     continue
                 run.step += 1
                 for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().double()
-                count += 1
+                    run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
+                run.log_count += 1
+                timed += 1
                 if bar is not None:
                     bar.update(1)
                 if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                    if run.dist is not None:
-                        sums = run.dist.at_log(run, sums)  # the mean over ranks of each statistic
-                    values = {k: float(v) / count for k, v in sums.items()}
+                    sums = run.log_sums if run.dist is None else run.dist.at_log(run, run.log_sums)  # mean over ranks
+                    values = {k: float(v) / run.log_count for k, v in sums.items()}
                     now = time.perf_counter()
-                    values["sec_per_step"] = (now - t_window) / count
+                    values["sec_per_step"] = (now - t_window) / max(timed, 1)
                     values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
-                    sums, count, t_window = {}, 0, now
+                    run.log_sums, run.log_count, t_window, timed = {}, 0, now, 0
                     if bar is not None:
                         bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
                     if log is not None:
@@ -412,13 +444,13 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
                 stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
                 if run.step % cfg.checkpoint_every == 0 or stopping:
                     good = copy.deepcopy(run.state_dict())
-                    path = run.save("last")
+                    path = run.save_step()
                     _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
                 if stopping:
                     raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
         metrics = evaluate(run)
         _maybe_best(run, metrics)
-        run.save("last")
+        run.save_step()
         write_samples(run, run.step)
         summary = {
             "step": run.step,
@@ -433,11 +465,19 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
             _write_json(run.out_dir / "summary.json", summary)
         _emit(callbacks, "end", run.step, summary)
         return summary
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS or run.out_dir is None:
+            raise
+        newest = ckpt.step_checkpoints(run.out_dir / "checkpoints")
+        raise OutputError(err, newest[0] if newest else None) from None
     finally:
         if bar is not None:
             bar.close()
         if log is not None:
-            log.close()
+            try:
+                log.close()
+            except OSError:  # the same full or read-only disk; the error above says so
+                pass
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ another set of samples, with KID, FID and (for classifier extractors) the Incept
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,17 @@ def load_images(source: Path, n: int, seed: int) -> tuple[Tensor, str]:
     import igm.data
 
     if source.is_dir() and ((source / "checkpoints").is_dir() or (source / "config.yaml").is_file()) or source.suffix == ".pt":
-        from igm.train.sampling import load_generator
+        from igm.train.sampling import load_generator, open_checkpoint
 
-        model, _, cfg = load_generator(source)
+        opened = open_checkpoint(source)
+        for line in opened.skipped:
+            print(f"igm: {line}", file=sys.stderr)
+        model, _, cfg = load_generator(opened)
         g = torch.Generator().manual_seed(seed)
         z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g)
         with torch.no_grad():
             images = torch.cat([model(zc) for zc in z.split(250)])
-        return images, f"{n} samples from {source}"
+        return images, f"{n} samples from {opened.describe()}"
     if source.is_dir():
         data = igm.data.get("image-folder", path=str(source))
     elif source.suffix in (".npy", ".npz"):
