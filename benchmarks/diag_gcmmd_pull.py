@@ -1,14 +1,16 @@
 """Where the GCMMD generator is pulled between the ring's modes.
 
-Loads the final checkpoints of ``bench_quality.py``'s ring-gcmmd runs (runs/quality/ring-gcmmd/seedN)
+Loads the final checkpoints of ``bench_quality.py``'s ring-gcmmd runs (``--runs DIR``: DIR/seedN)
 and finds the mode with the smallest share of 4,000 generated samples. It then puts 8 probe points
 on the chord from each neighbouring mode towards that one, at fractions t of the way. At each probe
 it prints the generator's descent direction (−∂ loss/∂ probe, the probes sharing a batch with 56
 generated samples against 64 real ones): its size and its cosine with the direction to the emptiest
 mode. Used by docs/quality.md.
 
-    python benchmarks/bench_quality.py --presets ring-gcmmd      # the runs, if not there yet
-    python benchmarks/diag_gcmmd_pull.py --seeds 3,0
+    # the preset before its fix (5 critic steps, 3000 steps), where seed 3 keeps a mode thin
+    python benchmarks/bench_quality.py --presets ring-gcmmd --seeds 0,3 --out runs/exp/gcmmd-nc5 \
+        train.n_critic=5 train.steps=3000
+    python benchmarks/diag_gcmmd_pull.py --runs runs/exp/gcmmd-nc5/ring-gcmmd --seeds 3,0
 """
 
 from __future__ import annotations

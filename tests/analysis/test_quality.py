@@ -113,3 +113,16 @@ def test_run_one_resumes_an_interrupted_run(tmp_path):
     assert not (tmp_path / "cut" / "summary.json").exists()
     resumed = run_one("ring-smmd", 1, tmp_path / "cut", eval_every=2, extra=extra)
     assert resumed["high_quality"] == full["high_quality"] and resumed["mmd2_target"] == full["mmd2_target"]
+
+
+def test_config_hash_ignores_bookkeeping_but_not_training_keys():
+    # a finished run stays valid when only the number of kept checkpoints changes; a training
+    # setting (the steps, the critic's learning rate) makes it another run
+    from igm.analysis.quality import _config_hash
+    from igm.train import apply_overrides, presets
+
+    base = presets.get("ring-smmd")
+    key = _config_hash(base)
+    assert _config_hash(apply_overrides(base, ["train.keep_checkpoints=7"])) == key
+    assert _config_hash(apply_overrides(base, ["train.steps=1600"])) != key
+    assert _config_hash(apply_overrides(base, ["optim.lr_critic=2e-4"])) != key

@@ -131,10 +131,17 @@ def run_overrides(seed: int, eval_every: int, extra: Iterable[str] = ()) -> list
             *extra]
 
 
+# config keys that do not change what a run trains, so a finished run stays valid when they change
+BOOKKEEPING = (("train", "keep_checkpoints"),)
+
+
 def _config_hash(cfg) -> str:
     from igm.train.config import to_dict
 
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    values = to_dict(cfg)
+    for section, key in BOOKKEEPING:
+        values.get(section, {}).pop(key, None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_one(preset: str, seed: int, run_dir: str | Path, eval_every: int = 50, extra: Iterable[str] = ()) -> dict[str, Any]:
