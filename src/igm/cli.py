@@ -96,9 +96,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.preset or args.config:
             raise UsageError("--resume DIR continues a run; do not also give a preset or a config")
         run_dir = Path(args.resume)
-        from igm.train.checkpoint import step_checkpoints
+        from igm.train.checkpoint import resumable
 
-        if not ((run_dir / "checkpoints" / "last.pt").is_file() or step_checkpoints(run_dir / "checkpoints")):
+        if not resumable(run_dir / "checkpoints"):
             raise UsageError(f"nothing to resume in {run_dir}: no checkpoints/last.pt or checkpoints/step-*.pt")
         run = load_run(run_dir, args.overrides)
         resume = True

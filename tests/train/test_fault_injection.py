@@ -119,5 +119,6 @@ def test_sigkill_five_times_then_resume_matches_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_exits_130_then_resume_matches(tmp_path):
     run_dir = tmp_path / "terminated"
-    _interrupted_run(run_dir, signal.SIGTERM, kills=3, seed=7)
+    codes = _interrupted_run(run_dir, signal.SIGTERM, kills=3, seed=7)
+    assert codes == [130] * 3
     _check_against_reference(tmp_path, run_dir)

@@ -44,6 +44,7 @@ def _presets(opts: ComparisonOptions) -> list[str]:
 
 def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> dict:
     from igm.train import apply_overrides, build_run, load_run, presets, train
+    from igm.train.checkpoint import resumable
 
     steps = opts.steps if opts.steps is not None else presets.get(preset).train.steps
     summary_path = run_dir / "summary.json"
@@ -51,7 +52,7 @@ def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> 
         saved = json.loads(summary_path.read_text())
         if saved.get("step") == steps:
             return saved
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    if resumable(run_dir / "checkpoints"):
         return train(load_run(run_dir), resume=True)
     overrides = [
         f"train.steps={steps}", f"train.seed={seed}", f"train.threads={opts.threads}",

@@ -150,6 +150,7 @@ def run_one(preset: str, seed: int, run_dir: str | Path, eval_every: int = 50, e
     Resumable: a finished run of the same configuration is read back, an interrupted one resumes
     from its last checkpoint, and a directory holding another configuration is started afresh."""
     from igm.train import apply_overrides, build_run, load_run, presets, train
+    from igm.train.checkpoint import resumable
 
     run_dir = Path(run_dir)
     cfg = apply_overrides(presets.get(preset), run_overrides(seed, eval_every, extra))
@@ -158,11 +159,10 @@ def run_one(preset: str, seed: int, run_dir: str | Path, eval_every: int = 50, e
     if run_dir.exists() and (not stamp.is_file() or stamp.read_text().strip() != key):
         shutil.rmtree(run_dir)  # another configuration's run: this benchmark's own cache, start again
     summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("step") == cfg.train.steps:
-        pass
-    elif (run_dir / "checkpoints" / "last.pt").is_file():
+    finished = summary.is_file() and json.loads(summary.read_text()).get("step") == cfg.train.steps
+    if not finished and resumable(run_dir / "checkpoints"):
         train(load_run(run_dir), resume=True)
-    else:
+    elif not finished:
         run = build_run(cfg, run_dir)
         stamp.write_text(key + "\n")
         train(run)

@@ -216,6 +216,7 @@ def _final_samples(generator: torch.nn.Module, z_dim: int, n: int, seed: int, de
 
 def _one_run(method: str, hidden: int, z_dim: int, opts: RingStabilityOptions, run_dir: Path, dataset) -> dict:
     from igm.train import TrainingDiverged, build_run, load_config, load_run, train
+    from igm.train.checkpoint import resumable
     from igm.train.config import to_dict
 
     result_path = run_dir / "ring_result.json"
@@ -228,7 +229,7 @@ def _one_run(method: str, hidden: int, z_dim: int, opts: RingStabilityOptions, r
     t0 = time.perf_counter()
     status, error = "finished", None
     resume = False
-    if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "config.yaml").is_file():
+    if resumable(run_dir / "checkpoints") and (run_dir / "config.yaml").is_file():
         resume = to_dict(load_config(run_dir / "config.yaml")) == to_dict(cfg)
     if not resume and run_dir.exists():  # another setting (or a finished run asked again): start afresh
         shutil.rmtree(run_dir)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 __all__ = ["MetricsLog", "image_grid", "save_image_grid", "save_scatter"]
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 
 
 def _quiet_tensorboard_write_errors() -> None:
@@ -29,7 +29,7 @@ def _quiet_tensorboard_write_errors() -> None:
 
     def hook(args: threading.ExceptHookArgs) -> None:
         exc = args.exc_value
-        if (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+        if (isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS
                 and type(args.thread).__module__.startswith("tensorboard")):
             return
         previous(args)

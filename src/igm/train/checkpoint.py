@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["save_atomic", "save_step", "load", "load_latest", "step_checkpoints", "remove_temporaries",
+__all__ = ["save_atomic", "save_step", "load", "load_latest", "resumable", "step_checkpoints", "remove_temporaries",
            "rng_state", "set_rng_state", "CheckpointError"]
 
 STEP_GLOB = "step-*.pt"
@@ -69,6 +69,12 @@ def step_checkpoints(folder: str | Path) -> list[Path]:
         except ValueError:
             continue  # not one of ours
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def resumable(folder: str | Path) -> bool:
+    """Whether ``folder`` (a run's ``checkpoints/``) holds ``last.pt`` or a step checkpoint to try."""
+    folder = Path(folder)
+    return (folder / "last.pt").is_file() or bool(step_checkpoints(folder))
 
 
 def save_step(state: dict[str, Any], folder: str | Path, step: int, keep: int) -> Path:

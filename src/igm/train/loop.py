@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from igm.train import checkpoint as ckpt
 from igm.train import speed
-from igm.train.artifacts import _WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
+from igm.train.artifacts import WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
 from igm.train.config import RunConfig, sample_latent, to_dict
 
 __all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
@@ -61,9 +61,6 @@ class OutputError(RuntimeError):
         where = f"{err.filename}: " if err.filename else ""
         kept = f"; the last checkpoint, {last}, is intact" if last is not None else ""
         super().__init__(f"cannot write to the run directory ({where}{err.strerror or err}){kept}")
-
-
-WRITE_ERRNOS = _WRITE_ERRNOS
 
 
 class Callback(Protocol):
