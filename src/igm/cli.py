@@ -321,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"igm: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training caught signals, or a second Ctrl-C: stop at once
+        if os.environ.get("IGM_DEBUG"):
+            raise
+        print("igm: interrupted; a run directory resumes from its last checkpoint with: igm train --resume DIR", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

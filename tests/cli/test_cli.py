@@ -50,3 +50,19 @@ def test_bad_input_is_one_line_without_traceback(args, message):
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_keyboard_interrupt_outside_training_is_one_line(monkeypatch, capsys):
+    """A Ctrl-C that lands before training installs its handlers (while a run is built) or a second
+    one that stops it at once: exit 130 with one line, no traceback."""
+    import igm.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv("IGM_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "_cmd_presets", interrupted)  # build_parser reads it at call time
+    assert main(["presets"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "--resume" in err
+

@@ -656,6 +656,30 @@ def test_rollback_recovers_from_nan_weights(tiny, tmp_path):
 # ------------------------------------------------------------------------- SIGINT (a real process)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_first_checkpoint_stops_after_one_step(tiny, tmp_path, sig):
+    """A signal that lands while the step-0 checkpoint is written (a slow first torch.save on a busy
+    machine) is caught like one mid-run: one more step, a checkpoint, TrainingInterrupted."""
+    run = tiny("ring-smmd", "train.checkpoint_every=1000", steps=50, out_dir=tmp_path / "run")
+    save = run.save_step
+    calls = []
+
+    def save_and_signal():
+        calls.append(run.step)
+        if len(calls) == 1:
+            os.kill(os.getpid(), sig)  # delivered to the main thread before this call returns
+        return save()
+
+    run.save_step = save_and_signal
+    with pytest.raises(TrainingInterrupted):
+        train(run)
+    assert calls == [0, 1]
+    assert ckpt.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 1
+    # the handlers the loop installed are gone again
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+
+
 def test_sigint_checkpoints_and_resume_completes(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -369,7 +369,15 @@ def _maybe_best(run: Run, metrics: dict[str, float]) -> None:
 
 
 def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resume: bool = False) -> dict[str, Any]:
-    """Train ``run`` to ``config.train.steps`` generator steps; returns the summary dict."""
+    """Train ``run`` to ``config.train.steps`` generator steps; returns the summary dict.
+
+    SIGINT/SIGTERM are caught from the first line: one that arrives while the run resumes or writes
+    its first checkpoint stops it after the next step, with a checkpoint, like one mid-run."""
+    with _StopFlag() as stop:
+        return _train(run, list(callbacks), resume, stop)
+
+
+def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -> dict[str, Any]:
     cfg = run.config.train
     log = MetricsLog(run.out_dir) if run.out_dir is not None else None
     if run.out_dir is not None:
@@ -394,57 +402,56 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
     try:
         if not resume:
             run.save_step()
-        with _StopFlag() as stop:
-            while run.step < cfg.steps:
-                try:
-                    stats = train_step(run)
-                except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
-                    _rollback(run, good, err, log, callbacks)  # the logging window rolls back too
-                    if bar is not None:
-                        bar.n = run.step
-                        bar.write(f"igm: {err}; rolled back to step {run.step}")
-                    continue
-                run.step += 1
-                for k, v in stats.items():
-                    run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
-                run.log_count += 1
-                timed += 1
+        while run.step < cfg.steps:
+            try:
+                stats = train_step(run)
+            except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
+                _rollback(run, good, err, log, callbacks)  # the logging window rolls back too
                 if bar is not None:
-                    bar.update(1)
-                if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                    sums = run.log_sums if run.dist is None else run.dist.at_log(run, run.log_sums)  # mean over ranks
-                    values = {k: float(v) / run.log_count for k, v in sums.items()}
-                    now = time.perf_counter()
-                    values["sec_per_step"] = (now - t_window) / max(timed, 1)
-                    values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
-                    run.log_sums, run.log_count, t_window, timed = {}, 0, now, 0
-                    if bar is not None:
-                        bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
+                    bar.n = run.step
+                    bar.write(f"igm: {err}; rolled back to step {run.step}")
+                continue
+            run.step += 1
+            for k, v in stats.items():
+                run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
+            run.log_count += 1
+            timed += 1
+            if bar is not None:
+                bar.update(1)
+            if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+                sums = run.log_sums if run.dist is None else run.dist.at_log(run, run.log_sums)  # mean over ranks
+                values = {k: float(v) / run.log_count for k, v in sums.items()}
+                now = time.perf_counter()
+                values["sec_per_step"] = (now - t_window) / max(timed, 1)
+                values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
+                run.log_sums, run.log_count, t_window, timed = {}, 0, now, 0
+                if bar is not None:
+                    bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
+                if log is not None:
+                    log.write(run.step, values)
+                _emit(callbacks, "log", run.step, values)
+            if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
+                metrics = evaluate(run)
+                if metrics:
                     if log is not None:
-                        log.write(run.step, values)
-                    _emit(callbacks, "log", run.step, values)
-                if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
-                    metrics = evaluate(run)
-                    if metrics:
-                        if log is not None:
-                            log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
-                        _maybe_best(run, metrics)
-                        _emit(callbacks, "eval", run.step, metrics)
-                if run.adaptive is not None and run.step % run.adaptive.every == 0:
-                    decision = _adaptive_step(run)
-                    if log is not None:
-                        log.write(run.step, decision)
-                    _emit(callbacks, "adaptive", run.step, decision)
-                if cfg.sample_every and run.step % cfg.sample_every == 0:
-                    write_samples(run, run.step)
-                # a signal may reach one process only: under torchrun the ranks agree (one MAX all-reduce)
-                stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
-                if run.step % cfg.checkpoint_every == 0 or stopping:
-                    good = copy.deepcopy(run.state_dict())
-                    path = run.save_step()
-                    _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
-                if stopping:
-                    raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
+                        log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
+                    _maybe_best(run, metrics)
+                    _emit(callbacks, "eval", run.step, metrics)
+            if run.adaptive is not None and run.step % run.adaptive.every == 0:
+                decision = _adaptive_step(run)
+                if log is not None:
+                    log.write(run.step, decision)
+                _emit(callbacks, "adaptive", run.step, decision)
+            if cfg.sample_every and run.step % cfg.sample_every == 0:
+                write_samples(run, run.step)
+            # a signal may reach one process only: under torchrun the ranks agree (one MAX all-reduce)
+            stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
+            if run.step % cfg.checkpoint_every == 0 or stopping:
+                good = copy.deepcopy(run.state_dict())
+                path = run.save_step()
+                _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
+            if stopping:
+                raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
         metrics = evaluate(run)
         _maybe_best(run, metrics)
         run.save_step()
