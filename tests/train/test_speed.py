@@ -21,6 +21,7 @@ from igm import kernels
 from igm.nn.spectral import ScaledSpectralNorm
 from igm.train import ConfigError, apply_overrides, build_run, load_run, presets, train
 from igm.train import speed
+from probes import Once as _Once
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")  # only resolved against, never used for tensors
@@ -96,7 +97,7 @@ def test_cpu_defaults_change_nothing(tiny):
     assert "amp: auto is float32 off CUDA" in s.notes
 
 
-@pytest.mark.parametrize("name", sorted(speed.POLICIES))
+@pytest.mark.parametrize("name", O.names())
 def test_auto_on_a_bf16_gpu(name, monkeypatch):
     monkeypatch.setattr(speed, "_bf16_supported", lambda device: True)
     cfg = presets.get("digits-smmd")
@@ -150,30 +151,9 @@ def test_compile_is_refused_for_double_backward_critics():
     assert s.compile_generator and not s.compile_critic
 
 
-class _OnceDifferentiable(torch.autograd.Function):
-    """Identity whose backward refuses to build a graph (``create_graph=True``, i.e. a gradient that
-    is to be differentiated again). ``once_differentiable`` is not enough: batched input gradients
-    (``is_grads_batched``, used for GCMMD's Jacobians) skip its check."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        if torch.is_grad_enabled():
-            raise RuntimeError("double backward through this layer")
-        return grad
-
-
-class _Once(nn.Module):
-    def forward(self, x):
-        return _OnceDifferentiable.apply(x)
-
-
 @pytest.mark.parametrize("name", [n for n in O.names() if O.get(n).uses_critic])
 def test_double_backward_table_matches_the_objectives(name):
-    """An independent check of POLICIES: a critic step through a once-differentiable layer fails
+    """An independent check of the declared needs: a critic step through a once-differentiable layer fails
     exactly for the objectives the table marks as double-backward."""
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), _Once(), nn.Linear(16, 1))

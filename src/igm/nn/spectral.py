@@ -79,6 +79,10 @@ class ScaledSpectralNorm(nn.Module):
     ``nn.Parameter`` if ``learn_scale`` else a buffer fixed at 1.
     """
 
+    #: Each training-mode forward updates ``_u``, ``_v`` in place (read by ``igm.train.speed``: a
+    #: compiled graph would save them for backward uncloned).
+    updates_in_place = True
+
     def __init__(
         self,
         weight: Tensor,

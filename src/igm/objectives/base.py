@@ -14,6 +14,18 @@ Flags the training loop reads:
 - :meth:`after_critic_step`: applies the constraint and updates objective state (Sobolev's
   Lagrange multiplier). State round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
 
+Needs the speed switches read (``igm.train.speed``; ``tests/objectives/test_declared_needs.py``
+checks each registered objective's declaration against what its losses do):
+
+- ``double_backward``: a loss differentiates a function of the critic's input gradients (a
+  gradient penalty, a Jacobian norm), so the critic cannot be compiled. A property where it depends
+  on hyperparameters (``mmd-gan-gp`` with ``gp_weight=0``). Default True: an objective that says
+  nothing is never compiled wrongly.
+- ``bf16_forwards``: ``train.amp=auto`` may run the networks' forwards in bf16 (the losses stay
+  float32); ``speed_note`` says why, or why not, in one line. Default False (float32).
+- ``generator_reads_real``: the generator loss depends on the real batch (the MMD family); False
+  for losses of the critic's values at the fakes alone (GAN, WGAN, LGAN, Sobolev).
+
 Data-parallel training: :meth:`Objective.distribute` switches an objective to cross-process
 estimates (``torch.distributed`` must be initialised). With ``"block"`` each process estimates its
 loss on its own batch (the mean of per-process estimates is what gradient averaging optimises);
@@ -84,6 +96,11 @@ class Objective:
     scalar_critic: ClassVar[bool] = False  # True: the critic must output one scalar per sample
     min_batch: ClassVar[int] = 2
     gathers: ClassVar[bool] = False  # True: supports the full-batch ("gathered") data-parallel estimate
+    double_backward: ClassVar[bool] = True  # a loss differentiates the critic's input gradients
+    bf16_forwards: ClassVar[bool] = False  # train.amp=auto may run the forwards in bf16
+    generator_reads_real: ClassVar[bool] = True  # the generator loss depends on the real batch
+    speed_note: ClassVar[str] = ""  # one line for the speed log: why bf16 is safe, or not
+
     _parallel: ClassVar[tuple[str, Any] | None] = None  # (estimator, process group) once distributed
 
     # -- interface -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,6 +18,11 @@ class GAN(Objective):
 
     D outputs logits, one per sample.
     """
+
+    double_backward: ClassVar[bool] = False
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = False
+    speed_note: ClassVar[str] = "scalar critic, softplus losses in float32"
 
     scalar_critic = True
 

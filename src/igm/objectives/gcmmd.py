@@ -9,7 +9,7 @@ features in η and in the witness terms ``v``. See :mod:`igm.constrained.gcmmd` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from torch import Tensor, nn
 
@@ -30,6 +30,11 @@ class GradientConstrainedMMD(Objective):
     ``lam``: the RKHS-norm weight λ > 0; ``method``: ``"exact"`` Cholesky solve of the M(r+1) system
     or ``"cholesky"`` (pivoted incomplete Cholesky of rank ``rank`` and Woodbury).
     """
+
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = False
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "a ridge-regularised solve built from kernel derivatives and critic Jacobians: auto keeps float32"
 
     kernel: Kernel | str | Mapping[str, Any] = field(default_factory=lambda: Gaussian(1.0))
     lam: float = 1.0

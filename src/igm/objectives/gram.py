@@ -142,6 +142,11 @@ class GRAM(Objective):
     ``generator_sqrt``: train the generator on ``sqrt(MMD²)`` as the authors' code does.
     """
 
+    double_backward: ClassVar[bool] = False
+    bf16_forwards: ClassVar[bool] = False
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "KMM ratio solves (K_yy + εI)⁻¹: feature rounding is amplified up to 1/ε, so auto keeps float32"
+
     sigmas: tuple[float, ...] | None = None
     eps: float = 1e-3
     positivity: float = 1.0

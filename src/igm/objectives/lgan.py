@@ -73,6 +73,11 @@ class LipschitzGAN(Objective):
     stably for any t.
     """
 
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = False
+    speed_note: ClassVar[str] = "MaxGP/GP: input gradient through the bf16 graph, norms and φ in float32"
+
     scalar_critic: ClassVar[bool] = True
 
     lam: float = 0.1

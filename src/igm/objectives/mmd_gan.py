@@ -36,6 +36,11 @@ class MMDGAN(Objective):
     [−clip, clip] after each critic step; ``clip=None`` turns that off for a critic bounded another
     way (a spectrally normalised one, ``model.spectral: fixed``: SN-MMD-GAN)."""
 
+    double_backward: ClassVar[bool] = False
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "kernel and MMD² in float32; decoder forward in bf16"
+
     gathers: ClassVar[bool] = True
 
     kernel: Any = kernels.RBFMixture((1.0, 2.0, 4.0, 8.0, 16.0))
@@ -95,6 +100,15 @@ class MMDGANGP(Objective):
     f(t) = mean_i k(φ(x_i), φ(t)) − mean_j k(φ(y_j), φ(t)) is the batch witness in feature space and
     the gradient norm is over all input dimensions. generator: MMD²_u. Default kernel: RQ mixture
     α ∈ {0.2, 0.5, 1, 2, 5} plus a linear term, with its true (non-constant) diagonal."""
+
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "kernel, witness and its gradient norm in float32"
+
+    @property
+    def double_backward(self) -> bool:  # type: ignore[override]
+        """The witness-gradient penalty differentiates input gradients; ``gp_weight=0`` has none."""
+        return self.gp_weight > 0
 
     gathers: ClassVar[bool] = True
 

@@ -4,7 +4,7 @@ critic; the generator minimises MMD with a fixed kernel on the raw, flattened da
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -19,6 +19,11 @@ class MMDNet(Objective):
     """generator loss: MMD²_k(X, Y) on the flattened samples, or its square root (``sqrt=True``,
     GMMN's choice, with the biased estimator so the root is defined). Default kernel: the Gaussian
     mixture of Li et al. 2015, σ ∈ {2, 5, 10, 20, 40, 80}."""
+
+    double_backward: ClassVar[bool] = False
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "no critic; the kernel on the generator's float32 output"
 
     kernel: Any = kernels.RBFMixture((2.0, 5.0, 10.0, 20.0, 40.0, 80.0))
     estimator: str = "biased"

@@ -122,6 +122,11 @@ class _Scaled(Objective):
 class ScaledMMD(_Scaled):
     """critic: −scale · MMD²; generator: scale · MMD². Defaults follow the authors' code."""
 
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "kernel, MMD² and the Jacobian-norm scale in float32"
+
     gathers: ClassVar[bool] = True
 
     kernel: Any = kernels.Gaussian(1.0)
@@ -158,6 +163,11 @@ class ScaledWGAN(_Scaled):
     """Linear kernel on a scalar critic: critic loss −(E φ(x) − E φ(y)) · sqrt(scale), generator
     loss its negative, scale = 1 / (lam + diag_weight E φ² + grad_weight E ‖∇φ‖²) — by default the
     authors' 1 / (1 + 10 (E φ² + E ‖∇φ‖²))."""
+
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = True
+    speed_note: ClassVar[str] = "scale from float32 Jacobian norms and outputs"
 
     scalar_critic = True
     gathers: ClassVar[bool] = True

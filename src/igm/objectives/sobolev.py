@@ -54,6 +54,11 @@ class SobolevGAN(Objective):
     computed from the gradient of the summed outputs.
     """
 
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = False
+    speed_note: ClassVar[str] = "Ω from input gradients through the bf16 graph, reduced in float32"
+
     scalar_critic: ClassVar[bool] = True
 
     rho: float = 1e-5

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -26,6 +27,11 @@ class WGAN(Objective):
     ``clip=None`` turns the clipping off, for a critic bounded another way: a spectrally normalised
     critic (``model.spectral: fixed``, each layer 1-Lipschitz) gives the EM estimate of a 1-Lipschitz
     function without clipping's bias towards simple critics."""
+
+    double_backward: ClassVar[bool] = False
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = False
+    speed_note: ClassVar[str] = "scalar critic; clipping acts on the float32 parameters"
 
     scalar_critic = True
 
@@ -57,6 +63,11 @@ class WGANGP(Objective):
     """critic: E D(y) − E D(x) + λ · penalty at x̂ = εx + (1−ε)y, the gradient norm taken per sample
     over all input dimensions. ``penalty``: "gp" (‖∇‖ − 1)², "lp" max(0, ‖∇‖ − 1)², "maxgp"
     max_i ‖∇‖². Defaults (the loop's): Adam lr 1e-4, β = (0.5, 0.9), n_critic 5."""
+
+    double_backward: ClassVar[bool] = True
+    bf16_forwards: ClassVar[bool] = True
+    generator_reads_real: ClassVar[bool] = False
+    speed_note: ClassVar[str] = "gradient penalty: input gradient through the bf16 graph, norm in float32"
 
     scalar_critic = True
 

@@ -13,7 +13,7 @@ Four switches of :class:`~igm.train.config.TrainConfig`, each resolved once per 
     gradient penalties) and arrive in float32 at the float32 inputs. bf16 has float32's exponent
     range and needs no GradScaler; ``"fp16"`` would need one (also inside every penalty's
     ``autograd.grad``) and is rejected. ``"auto"`` is bf16 on a CUDA device that supports it, for
-    conv nets, and for the objectives of :data:`POLICIES` marked safe; float32 otherwise
+    conv nets, and for the objectives that declare ``bf16_forwards``; float32 otherwise
     (always on CPU).
 ``train.channels_last``: ``"auto"`` (default) | ``"on"`` | ``"off"``
     NHWC memory format for conv nets (their weights, and every 4-D batch entering the critic).
@@ -49,7 +49,6 @@ __all__ = [
     "AMP_VALUES",
     "SWITCH_VALUES",
     "COMPILE_VALUES",
-    "POLICIES",
     "ObjectivePolicy",
     "SpeedSettings",
     "SpeedForward",
@@ -57,7 +56,6 @@ __all__ = [
     "resolve",
     "prepare_models",
     "forwards",
-    "critic_autocast",
     "fp32_output_layer",
     "announce",
 ]
@@ -77,10 +75,11 @@ _FP16_MESSAGE = (
 
 @dataclass(frozen=True)
 class ObjectivePolicy:
-    """What the speed switches need to know about an objective.
+    """What the speed switches read from an objective: its declared needs (see
+    :class:`igm.objectives.Objective`).
 
-    ``double_backward``: the critic step differentiates a function of the critic's input gradients
-    (a gradient penalty, SMMD's Jacobian term, ...), so the critic cannot be compiled.
+    ``double_backward``: a loss differentiates a function of the critic's input gradients (a
+    gradient penalty, SMMD's Jacobian term, ...), so the critic cannot be compiled.
     ``bf16``: ``train.amp=auto`` may run its forwards in bf16 (float32 kernels and penalties).
     """
 
@@ -89,40 +88,17 @@ class ObjectivePolicy:
     note: str
 
 
-#: Per objective name. ``mmd-gan-gp`` with ``gp_weight=0`` has no double backward (see
-#: :func:`objective_policy`); objectives not listed are treated as double-backward and float32
-#: unless they set ``double_backward = False`` themselves.
-POLICIES: dict[str, ObjectivePolicy] = {
-    "gan": ObjectivePolicy(False, True, "scalar critic, softplus losses in float32"),
-    "wgan": ObjectivePolicy(False, True, "scalar critic; clipping acts on the float32 parameters"),
-    "wgan-gp": ObjectivePolicy(True, True, "gradient penalty: input gradient through the bf16 graph, norm in float32"),
-    "lgan": ObjectivePolicy(True, True, "MaxGP/GP: input gradient through the bf16 graph, norms and φ in float32"),
-    "sobolev": ObjectivePolicy(True, True, "Ω from input gradients through the bf16 graph, reduced in float32"),
-    "smmd": ObjectivePolicy(True, True, "kernel, MMD² and the Jacobian-norm scale in float32"),
-    "swgan": ObjectivePolicy(True, True, "scale from float32 Jacobian norms and outputs"),
-    "mmd-gan": ObjectivePolicy(False, True, "kernel and MMD² in float32; decoder forward in bf16"),
-    "mmd-gan-gp": ObjectivePolicy(True, True, "kernel, witness and its gradient norm in float32"),
-    "mmd-net": ObjectivePolicy(False, True, "no critic; the kernel on the generator's float32 output"),
-    "gram": ObjectivePolicy(
-        False, False, "KMM ratio solves (K_yy + εI)⁻¹: feature rounding is amplified up to 1/ε, so auto keeps float32"
-    ),
-    "gcmmd": ObjectivePolicy(
-        True, False, "a ridge-regularised solve built from kernel derivatives and critic Jacobians: auto keeps float32"
-    ),
-}
-
-
 def objective_policy(objective: Any) -> ObjectivePolicy:
-    """The policy for a built objective (its registry name and hyperparameters)."""
-    name = getattr(objective, "name", "")
-    policy = POLICIES.get(name)
-    if policy is None:
-        declared = getattr(objective, "double_backward", None)
-        double = True if declared is None else bool(declared)
-        return ObjectivePolicy(double, False, f"objective {name or type(objective).__name__!r} has no speed policy: float32 by default")
-    if name == "mmd-gan-gp" and not getattr(objective, "gp_weight", 1.0) > 0:
-        return ObjectivePolicy(False, policy.bf16, policy.note + " (gp_weight=0: no input gradients)")
-    return policy
+    """The declared needs of a built objective (flags only; a hyperparameter-dependent need is a
+    property of the objective). An object without the flags is treated as double-backward and
+    float32: nothing it does is compiled or rounded wrongly."""
+    name = getattr(objective, "name", "") or type(objective).__name__
+    double = bool(getattr(objective, "double_backward", True))
+    bf16 = bool(getattr(objective, "bf16_forwards", False))
+    note = getattr(objective, "speed_note", "") or (
+        f"objective {name!r} declares bf16 forwards safe" if bf16 else f"objective {name!r} does not declare bf16 forwards safe: float32"
+    )
+    return ObjectivePolicy(double, bf16, note)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,12 +291,14 @@ def resolve(
 
 
 def _power_iteration_layer(module: nn.Module | None) -> str | None:
-    """The first submodule whose forward updates spectral-norm vectors in place (igm's
-    ScaledSpectralNorm, torch's parametrizations.spectral_norm or the older spectral_norm hook)."""
+    """The first submodule whose forward updates spectral-norm vectors in place: one that declares
+    ``updates_in_place`` (igm's ScaledSpectralNorm), torch's ``parametrizations.spectral_norm`` or the
+    older ``spectral_norm`` hook (its ``weight_u`` buffer)."""
     if module is None:
         return None
+    torch_sn = getattr(torch.nn.utils.parametrizations, "_SpectralNorm", ())
     for name, m in module.named_modules():
-        if type(m).__name__ in ("ScaledSpectralNorm", "_SpectralNorm") or hasattr(m, "weight_u"):
+        if getattr(m, "updates_in_place", False) or isinstance(m, torch_sn) or hasattr(m, "weight_u"):
             return name or type(m).__name__
     return None
 
@@ -443,13 +421,6 @@ class SpeedForward:
     def __repr__(self) -> str:
         compiled = self._call is not self.module
         return f"SpeedForward(amp={self.amp_dtype}, channels_last={self.channels_last}, compiled={compiled}, module={type(self.module).__name__})"
-
-
-def critic_autocast(settings: SpeedSettings | None):
-    """The autocast context of the critic forward (a no-op context when amp is off)."""
-    if settings is None or settings.amp_dtype is None:
-        return nullcontext()
-    return torch.autocast(settings.device_type, dtype=settings.amp_dtype)
 
 
 def _wrap(module: nn.Module | None, settings: SpeedSettings, channels_last: bool, compile_it: bool):
