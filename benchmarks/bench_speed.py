@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_model  # noqa: E402
 
 from igm.train import apply_overrides, build_run, presets  # noqa: E402
-from igm.train import loop, speed  # noqa: E402
+from igm.train import loop, speed, step  # noqa: E402
 
 #: Dense (no structured sparsity) BF16 tensor-core peak in TFLOP/s from NVIDIA's spec sheets,
 #: matched in order against ``torch.cuda.get_device_name()``. H200 is the H100's GH100 chip at the
@@ -130,11 +130,11 @@ def critic_step(run, g, c, c_params) -> None:
     cfg = run.config
     bs = cfg.train.batch_size
     with torch.no_grad():
-        fake = g(loop._sample_z(run, bs))
-    loss, stats = run.objective.critic_loss(c, loop._real(run, bs), fake)
+        fake = g(step._sample_z(run, bs))
+    loss, stats = run.objective.critic_loss(c, step._real(run, bs), fake)
     run.opt_c.zero_grad(set_to_none=True)
     loss.backward()
-    loop._optimizer_step(run.opt_c, c_params, cfg.optim.grad_clip)
+    step._optimizer_step(run.opt_c, c_params, cfg.optim.grad_clip)
     run.objective.after_critic_step(c, stats)
 
 

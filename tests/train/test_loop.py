@@ -21,6 +21,7 @@ import yaml
 from igm.train import TrainingDiverged, TrainingInterrupted, load_config, load_run, presets, train
 from igm.train import checkpoint as ckpt
 from igm.train import loop
+from igm.train import step as step_module
 from igm.train.config import to_dict
 
 RING = [n for n in presets.names() if n.startswith("ring-")]
@@ -214,7 +215,7 @@ def test_clip_per_tensor():
     params[3].grad = torch.zeros(7)  # zero stays zero, no NaN
     params[4].grad = None  # no gradient: skipped
     small, big = params[1].grad.clone(), params[0].grad.clone()
-    loop._clip_per_tensor(params, 1.0)
+    step_module._clip_per_tensor(params, 1.0)
     for p in params[:4]:
         assert torch.isfinite(p.grad).all()
         assert float(p.grad.norm()) <= 1.0 + 1e-6
@@ -229,8 +230,8 @@ def test_clip_per_tensor():
 
 def test_grad_clip_is_applied_to_both_optimisers(tiny, monkeypatch):
     calls = []
-    real = loop._clip_per_tensor
-    monkeypatch.setattr(loop, "_clip_per_tensor", lambda params, c: (calls.append((len(params), c)), real(params, c)))
+    real = step_module._clip_per_tensor
+    monkeypatch.setattr(step_module, "_clip_per_tensor", lambda params, c: (calls.append((len(params), c)), real(params, c)))
     run = tiny("ring-wgan-gp", "optim.grad_clip=0.5", "train.n_critic=2", steps=2)
     train(run)
     n_g = len(list(run.generator.parameters()))

@@ -176,8 +176,8 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         speed=speed_settings,
     )
     if parallel is not None:
-        parallel.attach(run)  # DDP, per-rank data shares and seeds; ranks > 0 get out_dir None
-    if run.out_dir is not None:
+        parallel.attach(run)  # DDP, per-rank data shares and seeds, the gradient sync (only rank 0 writes)
+    if run.writes:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         (run.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return run

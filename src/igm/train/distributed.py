@@ -338,47 +338,6 @@ def _nan_like(t: Tensor) -> Tensor:
     return torch.full((), float("nan"), device=t.device, requires_grad=True)
 
 
-class AgreeOnFailure:
-    """The run's objective under data parallelism. A linear-algebra failure (GRAM's or GCMMD's
-    Cholesky factorisation) can hit one rank's block alone, while the others go on into the gradient
-    all-reduce; the single-process loop would roll back on that rank only and the ranks would drift
-    apart. Here the failure becomes a NaN loss that still takes part in the averaging, so the mean
-    loss is NaN on every rank and all ranks roll back together. The substitute loss has no collective
-    of its own, which is right for the objectives that factorise: GCMMD and block-estimator GRAM
-    communicate nothing inside their losses, and gathered GRAM solves the same global system on
-    every rank, so there the failure hits all ranks at once. Everything else is the objective's."""
-
-    def __init__(self, inner: Any):
-        self.__dict__["inner"] = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["inner"], name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.__dict__["inner"], name, value)
-
-    def critic_loss(self, critic: Any, real: Tensor, fake: Tensor):
-        try:
-            return self.inner.critic_loss(critic, real, fake)
-        except torch.linalg.LinAlgError:
-            return _nan_like(fake), {}
-
-    def generator_loss(self, critic: Any, real: Tensor, fake: Tensor):
-        try:
-            return self.inner.generator_loss(critic, real, fake)
-        except torch.linalg.LinAlgError:
-            return _nan_like(fake), {}  # connected to the generator: DDP sees every gradient
-
-    def joint_loss(self, critic: Any, real: Tensor, fake: Tensor):
-        try:
-            return self.inner.joint_loss(critic, real, fake)
-        except torch.linalg.LinAlgError:
-            return _nan_like(fake), _nan_like(fake), {}
-
-    def __repr__(self) -> str:
-        return f"AgreeOnFailure({self.inner!r})"
-
-
 # ----------------------------------------------------------------------------------------------
 # the context
 
@@ -432,7 +391,6 @@ class DistContext:
             call = speed.forwards(run)[0]
             self.ddp = DDP(_Call(run.generator, call), device_ids=ids, output_device=ids[0] if ids else None,
                            find_unused_parameters=cfg.dist.find_unused_parameters)
-        run.objective = AgreeOnFailure(run.objective)
         if _is_finite_dataset(run.data):
             run.data = RankShard(run.data, self.rank, self.world, cfg.train.seed)
         self.reseed(run, step=0)
@@ -446,9 +404,7 @@ class DistContext:
             if run.adaptive is not None:
                 run.adaptive.evaluator = run.evaluator
         self.run_dir = run.out_dir
-        if not self.is_main:
-            run.out_dir = None  # every file-writing site of the loop checks out_dir
-        run.dist = self
+        run.dist = run.sync = self  # the step's gradient sync; only rank 0 writes (run.writes)
 
     def generator_call(self, call: Any) -> Any:
         """What a training step calls for the generator: DDP around ``call`` (the generator or its
@@ -473,6 +429,45 @@ class DistContext:
     def after_load(self, run: Any) -> None:
         """After a checkpoint was loaded on every rank (rank 0's random states): reseed ranks > 0."""
         self.reseed(run, step=run.step)
+
+    # -- the step's gradient sync (the strategy igm.train.step.LocalSync is on one process) -------
+    def losses(self, fn: Any, *args: Any, n_losses: int = 1) -> Any:
+        """``fn(*args)`` (an objective's loss), with a linear-algebra failure turned into NaN losses.
+
+        A failed factorisation (GRAM's or GCMMD's Cholesky) can hit one rank's block alone while the
+        others go on into the gradient all-reduce; rolling back on that rank only would let the ranks
+        drift apart. A NaN loss connected to the batch still takes part in the averaging, so the
+        mean is NaN on every rank and all roll back together. The substitute has no collective of
+        its own, which is right for the objectives that factorise: GCMMD and block-estimator GRAM
+        communicate nothing inside their losses, and gathered GRAM solves the same global system
+        on every rank, so there the failure hits all ranks at once."""
+        try:
+            return fn(*args)
+        except torch.linalg.LinAlgError:
+            nan = _nan_like(args[-1])  # connected to the fakes, so to the generator: DDP sees every gradient
+            return (nan,) * n_losses + ({},)
+
+    def check(self, loss: Tensor, what: str, step: int) -> None:
+        """Nothing before backward: the ranks check the mean loss after the all-reduce, together."""
+
+    def critic_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
+        from igm.train.step import finite
+
+        finite(self.average_gradients(params, loss)[0], "critic", step)
+
+    def generator_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
+        from igm.train.step import finite
+
+        if self.ddp is None:  # averaged by hand
+            finite(self.average_gradients(params, loss)[0], "generator", step)
+        else:  # DDP averaged the gradients in backward
+            finite(self.mean_loss(loss), "generator", step)
+
+    def joint_grads(self, params: list[Tensor], c_loss: Tensor, g_loss: Tensor, step: int) -> None:
+        from igm.train.step import finite
+
+        for what, mean in zip(("critic", "generator"), self.average_gradients(params, c_loss, g_loss)):
+            finite(mean, what, step)
 
     # -- collectives the loop uses -------------------------------------------------------------
     @torch.no_grad()

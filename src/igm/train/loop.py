@@ -1,16 +1,14 @@
-"""The training loop. It receives built objects (a :class:`Run`) and owns the step schedule:
+"""The training loop. It receives built objects (a :class:`Run`) and runs the steps of
+:mod:`igm.train.step` (critic steps then a generator step, or GRAM's simultaneous step; gradient
+clipping, the EMA and the schedules) around:
 
-- ``n_critic`` critic steps per generator step, plus the authors' extra critic steps early on and
-  every N-th step; no critic at all when ``objective.uses_critic`` is False (MMD-nets);
-- simultaneous updates from one forward pass when ``objective.simultaneous`` (GRAM);
-- ``objective.after_critic_step`` (weight clipping, Sobolev's multiplier) after each critic step;
-- per-tensor gradient-norm clipping, learning-rate schedules, an optional generator EMA;
 - logging, samples, atomic checkpoints (last and best), resume, SIGINT/SIGTERM checkpointing;
 - a non-finite loss stops the step and rolls back to the last good state, up to
   ``train.max_rollbacks`` times, then fails with :class:`TrainingDiverged`;
-- under torchrun (``run.dist``, :mod:`igm.train.distributed`): gradients averaged over ranks, the
-  finiteness checks and SIGTERM agreed by every rank, statistics averaged at log time, and only
-  rank 0 writing files.
+- under torchrun the run's sync strategy (``run.sync``, the
+  :class:`~igm.train.distributed.DistContext`) averages gradients over ranks, agrees on
+  non-finite losses and SIGTERM, averages statistics at log time, and only rank 0 writes files
+  (``run.writes``). The loop reads that strategy and never tests which one it has.
 """
 
 from __future__ import annotations
@@ -31,12 +29,9 @@ from igm.train import checkpoint as ckpt
 from igm.train import speed
 from igm.train.artifacts import WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
 from igm.train.config import RunConfig, sample_latent, to_dict
+from igm.train.step import LocalSync, NonFiniteLoss, train_step
 
 __all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,6 +88,12 @@ class Run:
     log_count: int = 0  # ... over this many steps (checkpointed, so a resumed run logs the same means)
     speed: Any = None  # igm.train.speed.SpeedSettings: what build_run applied (None: plain modules)
     dist: Any = None  # igm.train.distributed.DistContext under torchrun (None: one process)
+    sync: Any = field(default_factory=LocalSync)  # the step's gradient-sync strategy (the DistContext under torchrun)
+
+    @property
+    def writes(self) -> bool:
+        """This process writes the run directory: it has one, and it is rank 0 (or alone)."""
+        return self.out_dir is not None and self.sync.is_main
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -136,123 +137,16 @@ class Run:
         self.log_count, self.log_sums = int(window["count"]), dict(window["sums"])
 
     def save(self, name: str) -> Path | None:
-        if self.out_dir is None:
+        if not self.writes:
             return None
         return ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / f"{name}.pt")
 
     def save_step(self) -> Path | None:
         """``checkpoints/step-N.pt`` and ``last.pt``, keeping the newest ``train.keep_checkpoints``."""
-        if self.out_dir is None:
+        if not self.writes:
             return None
         return ckpt.save_step(self.state_dict(), self.out_dir / "checkpoints", self.step,
                               self.config.train.keep_checkpoints)
-
-
-# ----------------------------------------------------------------------------------------------
-# one step
-
-
-def _sample_z(run: Run, n: int) -> Tensor:
-    return sample_latent(n, run.config.model.z_dim, run.config.model.z_dist, run.data_rng).to(run.device)
-
-
-def _real(run: Run, n: int) -> Tensor:
-    return run.data.sample(n, run.data_rng).to(run.device, non_blocking=True)
-
-
-def _clip_per_tensor(params: list[Tensor], max_norm: float) -> None:
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        norms = torch._foreach_norm(grads)
-        factors = [torch.clamp(max_norm / (n + 1e-12), max=1.0) for n in norms]
-        torch._foreach_mul_(grads, factors)
-
-
-def _finite(loss: Tensor, what: str, step: int) -> None:
-    if not bool(torch.isfinite(loss)):
-        raise NonFiniteLoss(f"non-finite {what} loss ({float(loss)}) at generator step {step}")
-
-
-def _n_critic(cfg, step: int) -> int:
-    t = cfg.train
-    extra = t.extra_critic_steps > 0 and (
-        step < t.extra_critic_until or (t.extra_critic_every > 0 and step % t.extra_critic_every == 0)
-    )
-    return t.extra_critic_steps if extra else t.n_critic
-
-
-def _optimizer_step(opt: torch.optim.Optimizer, params: list[Tensor], clip: float | None) -> None:
-    if clip is not None:
-        _clip_per_tensor(params, clip)
-    opt.step()
-
-
-def train_step(run: Run) -> dict[str, Tensor]:
-    """One generator step (with its critic steps). Returns detached stats."""
-    cfg, obj = run.config, run.objective
-    g, c = speed.forwards(run)  # the modules, or their bf16 / channels_last / compiled calls (same parameters)
-    if run.dist is not None:
-        g = run.dist.generator_call(g)  # under torchrun: the same call inside DistributedDataParallel
-    clip, bs = cfg.optim.grad_clip, cfg.train.batch_size
-    g_params = [p for p in g.parameters() if p.requires_grad]
-    stats: dict[str, Tensor] = {}
-    if obj.simultaneous:
-        c_params = [p for p in c.parameters() if p.requires_grad]
-        c_loss, g_loss, stats = obj.joint_loss(c, _real(run, bs), g(_sample_z(run, bs)))
-        if run.dist is None:
-            _finite(c_loss, "critic", run.step)
-            _finite(g_loss, "generator", run.step)
-        c_grads = torch.autograd.grad(c_loss, c_params, retain_graph=True, allow_unused=True)
-        g_grads = torch.autograd.grad(g_loss, g_params, allow_unused=True)
-        for params, grads in ((c_params, c_grads), (g_params, g_grads)):
-            for p, gr in zip(params, grads):
-                p.grad = gr
-        if run.dist is not None:  # averaged over ranks by hand; every rank checks the mean losses alike
-            for what, mean in zip(("critic", "generator"), run.dist.average_gradients(c_params + g_params, c_loss, g_loss)):
-                _finite(mean, what, run.step)
-        _optimizer_step(run.opt_c, c_params, clip)
-        obj.after_critic_step(c, stats)
-        _optimizer_step(run.opt_g, g_params, clip)
-        stats = {**stats, "critic_loss": c_loss.detach(), "generator_loss": g_loss.detach()}
-    else:
-        if obj.uses_critic:
-            c_params = [p for p in c.parameters() if p.requires_grad]
-            for _ in range(_n_critic(cfg, run.step)):
-                with torch.no_grad():
-                    fake = g(_sample_z(run, bs))
-                c_loss, c_stats = obj.critic_loss(c, _real(run, bs), fake)
-                if run.dist is None:
-                    _finite(c_loss, "critic", run.step)
-                run.opt_c.zero_grad(set_to_none=True)
-                c_loss.backward()
-                if run.dist is not None:  # the critic is not DDP-wrapped (double backward): averaged by hand
-                    _finite(run.dist.average_gradients(c_params, c_loss)[0], "critic", run.step)
-                _optimizer_step(run.opt_c, c_params, clip)
-                obj.after_critic_step(c, c_stats)
-            stats.update({f"critic/{k}": v for k, v in c_stats.items()}, critic_loss=c_loss.detach())
-        g_loss, g_stats = obj.generator_loss(c, _real(run, bs), g(_sample_z(run, bs)))
-        if run.dist is None:
-            _finite(g_loss, "generator", run.step)
-        run.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()  # under torchrun, DDP averages the generator's gradients here
-        if run.dist is not None:
-            _finite(run.dist.mean_loss(g_loss), "generator", run.step)
-        _optimizer_step(run.opt_g, g_params, clip)
-        stats.update({f"generator/{k}": v for k, v in g_stats.items()}, generator_loss=g_loss.detach())
-    if run.ema is not None:
-        _update_ema(run.ema, g, cfg.train.ema)
-    for sched in (run.sched_g, run.sched_c):
-        if sched is not None:
-            sched.step()
-    return stats
-
-
-@torch.no_grad()
-def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    e_params, m_params = list(ema.parameters()), list(model.parameters())
-    torch._foreach_lerp_(e_params, m_params, 1.0 - decay)
-    for eb, mb in zip(ema.buffers(), model.buffers()):
-        eb.copy_(mb)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,7 +182,7 @@ def _fixed_z(run: Run, n: int) -> Tensor:
 
 
 def write_samples(run: Run, step: int) -> Path | None:
-    if run.out_dir is None:
+    if not run.writes:
         return None
     model = run.ema if run.ema is not None else run.generator
     was_training = model.training
@@ -332,8 +226,7 @@ def _rollback(run: Run, good: dict[str, Any], err: Exception, log: MetricsLog | 
     run.rollbacks = count
     torch.manual_seed(cfg.seed + 7919 * count)  # a different path from the same state
     run.data_rng.manual_seed(cfg.seed + 7919 * count)
-    if run.dist is not None:
-        run.dist.reseed(run, run.step, salt=count)  # ranks > 0: their own streams again
+    run.sync.reseed(run, run.step, salt=count)  # under torchrun, ranks > 0: their own streams again
     for opt, sched in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)):
         for group in (opt.param_groups if opt is not None else []):
             group["lr"] *= cfg.rollback_lr_factor
@@ -378,26 +271,24 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
 
 
 def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -> dict[str, Any]:
-    cfg = run.config.train
-    log = MetricsLog(run.out_dir) if run.out_dir is not None else None
-    if run.out_dir is not None:
+    cfg, sync = run.config.train, run.sync
+    log = MetricsLog(run.out_dir) if run.writes else None
+    if run.writes:
         ckpt.remove_temporaries(run.out_dir / "checkpoints")  # half-written saves of a killed process
     if resume:
-        run_dir = run.out_dir if run.dist is None else run.dist.run_dir  # ranks > 0 write nothing
-        state, path, skipped = ckpt.load_latest(run_dir / "checkpoints", map_location=run.device)
-        if run.out_dir is not None:  # one process speaks
+        state, path, skipped = ckpt.load_latest(run.out_dir / "checkpoints", map_location=run.device)
+        if run.writes:  # one process speaks
             for line in skipped:
                 print(f"igm: {line}", file=sys.stderr)
             print(f"igm: resuming from {path} at step {int(state['step'])}", file=sys.stderr)
         run.load_state_dict(state)
-        if run.dist is not None:
-            run.dist.after_load(run)  # rank 0 continues the saved random streams; the others reseed
+        sync.after_load(run)  # under torchrun: rank 0 continues the saved random streams; the others reseed
         if log is not None:
             log.truncate_after(run.step)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
     t0 = t_window = time.perf_counter()
     timed = 0  # steps since t_window in this process (the window itself may predate a resume)
-    bar = _progress(cfg, run.step) if run.dist is None or run.dist.is_main else None
+    bar = _progress(cfg, run.step) if sync.is_main else None
     speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
     try:
         if not resume:
@@ -419,7 +310,7 @@ def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -
             if bar is not None:
                 bar.update(1)
             if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                sums = run.log_sums if run.dist is None else run.dist.at_log(run, run.log_sums)  # mean over ranks
+                sums = sync.at_log(run, run.log_sums)  # under torchrun: the mean over ranks
                 values = {k: float(v) / run.log_count for k, v in sums.items()}
                 now = time.perf_counter()
                 values["sec_per_step"] = (now - t_window) / max(timed, 1)
@@ -445,13 +336,13 @@ def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -
             if cfg.sample_every and run.step % cfg.sample_every == 0:
                 write_samples(run, run.step)
             # a signal may reach one process only: under torchrun the ranks agree (one MAX all-reduce)
-            stopping = stop.signal is not None if run.dist is None else run.dist.any(stop.signal is not None)
+            stopping = sync.any(stop.signal is not None)
             if run.step % cfg.checkpoint_every == 0 or stopping:
                 good = copy.deepcopy(run.state_dict())
                 path = run.save_step()
                 _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
             if stopping:
-                raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.out_dir else None)
+                raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.writes else None)
         metrics = evaluate(run)
         _maybe_best(run, metrics)
         run.save_step()
@@ -470,7 +361,7 @@ def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -
         _emit(callbacks, "end", run.step, summary)
         return summary
     except OSError as err:
-        if err.errno not in WRITE_ERRNOS or run.out_dir is None:
+        if err.errno not in WRITE_ERRNOS or not run.writes:
             raise
         newest = ckpt.step_checkpoints(run.out_dir / "checkpoints")
         raise OutputError(err, newest[0] if newest else None) from None
