@@ -256,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", help="reference samples: an image folder or an .npy/.npz array")
     p.add_argument("--data", help="reference dataset name (default for a run: its own dataset)")
     p.add_argument("--data-param", action="append", metavar="key=value", help="dataset parameter, e.g. path=/data/cifar")
-    p.add_argument("--extractor", default="digits", help="feature extractor: digits, inception, raw")
+    p.add_argument("--extractor", default=None,
+                   help="feature extractor: digits, inception, raw (default: the dataset's; digits for 8x8 images)")
     p.add_argument("--extractor-param", action="append", metavar="key=value", help="e.g. weights=/path/pt_inception.pth")
     p.add_argument("--n", type=int, default=2000, help="samples per set")
     p.add_argument("--subsets", type=int, default=100)

@@ -225,8 +225,29 @@ def evaluation(rank: int, world: int, tmp: str, preset: str, overrides: list[str
 
     run = build_run(tiny(preset, overrides), None)
     synced = loop.evaluate(run)
-    single = run.evaluator.inner(run.generator.eval()) if rank == 0 else None
+    single = _single_process_metrics(run) if rank == 0 else None
     return {"synced": synced, "single": single, "shard": len(run.data) if hasattr(run.data, "indices") else None}
+
+
+@torch.no_grad()
+def _single_process_metrics(run) -> dict[str, Any]:
+    """The evaluator's metrics computed here on this process alone, from all the latents (no
+    collective): the reference the synced evaluation must reproduce."""
+    from igm.metrics import fid, kid, toy_metrics
+    from igm.train.config import sample_latent
+
+    cfg, g = run.config, run.generator.eval()
+    if getattr(run.data, "kind", "") == "toy":
+        ev = run.evaluator
+        rng = torch.Generator().manual_seed(ev.seed + 99991)
+        z = sample_latent(ev.samples, cfg.model.z_dim, cfg.model.z_dist, rng)
+        return toy_metrics(g(z.to(ev.device)).float().cpu(), ev.dataset, generator=rng)
+    ev, e = run.evaluator, cfg.eval
+    z = ev.latents(e.samples, ev.seed)
+    fake = torch.cat([ev.embed(g(zc)) for zc in z.split(e.batch_size)])
+    real = ev.real_features()
+    mean, std = kid(real, fake, subsets=e.kid_subsets, subset_size=min(e.kid_subset_size, e.samples, real.shape[0]), seed=0)
+    return {"kid": mean, "kid_std": std, "fid": fid(real, fake)}
 
 
 def resume_run(rank: int, world: int, tmp: str, out: str, overrides: list[str]) -> dict[str, Any]:

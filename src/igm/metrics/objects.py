@@ -24,7 +24,7 @@ from igm.metrics.fid import fid_from_stats
 from igm.metrics.inception_score import inception_score
 from igm.metrics.kid import kid
 
-__all__ = ["FID", "KID", "InceptionScore"]
+__all__ = ["FID", "KID", "InceptionScore", "gather_rows"]
 
 
 def _distributed() -> bool:
@@ -45,8 +45,9 @@ def _max_int(value: int, device: torch.device) -> int:
     return int(t.item())
 
 
-def _gather_rows(rows: "Tensor | None", dtype: torch.dtype, device: torch.device) -> "Tensor | None":
-    """All-gather (n_r, d) tensors of different n_r, concatenated in rank order."""
+def gather_rows(rows: "Tensor | None", dtype: torch.dtype, device: torch.device) -> "Tensor | None":
+    """All-gather (n_r, d) tensors of different n_r, concatenated in rank order (a collective: every
+    process calls it; ``rows`` None for a process with none). None when no process has rows."""
     n, d = (0, 0) if rows is None else (rows.shape[0], rows.shape[1])
     meta = torch.tensor([n, d], dtype=torch.int64, device=device)
     metas = [torch.zeros_like(meta) for _ in range(dist.get_world_size())]
@@ -165,7 +166,7 @@ class _RowStore:
         if not _distributed():
             return local
         device = _comm_device(next((t.device for t in local if t is not None), None))
-        out = [_gather_rows(t, self.dtype, device) for t in local]
+        out = [gather_rows(t, self.dtype, device) for t in local]
         return [t if t is None or self.max_samples is None else t[: self.max_samples] for t in out]
 
 

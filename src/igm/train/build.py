@@ -59,12 +59,14 @@ class toy_evaluator:
 
     @torch.no_grad()
     def __call__(self, generator) -> dict[str, float]:
+        from igm.metrics.pipeline import all_rows, local_share
         from igm.metrics.toy import toy_metrics
 
         g = torch.Generator().manual_seed(self.seed + 99991)
-        n = self.samples
-        z = sample_latent(n, self.z_dim, self.z_dist, g)
-        samples = generator(z.to(self.device)).float().cpu()
+        z = sample_latent(self.samples, self.z_dim, self.z_dist, g)
+        # under torchrun each rank generates its share and every rank gets all samples, in order
+        local = generator(local_share(z).to(self.device)).float()
+        samples = all_rows(local, torch.float32).cpu()
         return toy_metrics(samples, self.dataset, generator=g)
 
 

@@ -52,10 +52,13 @@ Data, seeds, files
   latent noise come from per-rank seeds.
 - Rank 0 keeps the single-process random streams (seeded by ``train.seed``); rank r > 0 is seeded
   with :func:`rank_seed` (``numpy.random.SeedSequence([seed, r, step, salt])``).
-- Only rank 0 writes: metrics.jsonl, TensorBoard, the progress bar, checkpoints, sample grids and
-  summary.json. Training statistics are averaged over ranks at log time; evaluation splits the
-  generated samples over ranks and syncs the metric objects (:mod:`igm.metrics.objects`), which gives
-  the single-process numbers.
+- Only rank 0 writes (``run.writes``): metrics.jsonl, TensorBoard, the progress bar, checkpoints,
+  sample grids and summary.json. Training statistics are averaged over ranks at log time; evaluation
+  (:mod:`igm.metrics.pipeline`, the same path as on one process) splits the generated samples over
+  ranks and gathers their features in rank order, which gives the single-process numbers.
+- The context is the run's gradient-sync strategy (``run.sync``; :mod:`igm.train.step`): it
+  averages gradients, agrees on non-finite losses and turns a failed factorisation on one rank
+  into NaN losses on all, so that every rank rolls back together.
 - Checkpoints hold the unwrapped state_dicts and rank 0's random states, so a checkpoint written by
   N ranks resumes on M ranks or on one process. On resume rank 0 restores the saved random states
   and every other rank reseeds from (seed, rank, step).
@@ -86,7 +89,6 @@ __all__ = [
     "shutdown",
     "DistContext",
     "RankShard",
-    "AgreeOnFailure",
 ]
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -174,10 +176,10 @@ def shutdown() -> None:
 
 
 class RankShard:
-    """Rank ``rank``'s share of a finite dataset: the indices ``perm[rank::world]`` of one permutation
-    drawn from ``seed`` (the same on every rank), so the shares are disjoint, cover the dataset and
-    differ in size by at most one. ``sample(n, generator)`` draws uniformly with replacement within
-    the share; every other attribute is the dataset's."""
+    """Rank ``rank``'s share of a finite dataset, a data source of its own: the indices
+    ``perm[rank::world]`` of one permutation drawn from ``seed`` (the same on every rank), so the
+    shares are disjoint, cover the dataset and differ in size by at most one. ``sample(n, generator)``
+    draws uniformly with replacement within the share; ``shape`` and ``kind`` are the dataset's."""
 
     def __init__(self, data: Any, rank: int, world: int, seed: int):
         n = len(data)
@@ -185,10 +187,14 @@ class RankShard:
             raise ConfigError(f"the dataset has {n} samples, fewer than the {world} processes")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         self.data, self.rank, self.world = data, rank, world
+        self.shape, self.kind = tuple(data.shape), getattr(data, "kind", "image")
         self.indices = perm[rank::world].sort().values  # sorted: disk-backed sets read in file order
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.data[int(self.indices[i])]
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         from igm.data.base import draw_indices
@@ -196,11 +202,6 @@ class RankShard:
         pick = self.indices[draw_indices(len(self.indices), n, generator)]
         gather = getattr(self.data, "_gather", None)
         return gather(pick) if gather is not None else torch.stack([self.data[int(i)] for i in pick])
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "data":  # during unpickling, before __init__ has run
-            raise AttributeError(name)
-        return getattr(self.data, name)
 
     def __repr__(self) -> str:
         return f"RankShard({self.data!r}, rank={self.rank}, world={self.world}, size={len(self)})"
@@ -210,108 +211,6 @@ def _is_finite_dataset(data: Any) -> bool:
     from igm.data import FiniteDataset
 
     return isinstance(data, FiniteDataset) or (hasattr(data, "__len__") and hasattr(data, "__getitem__"))
-
-
-# ----------------------------------------------------------------------------------------------
-# evaluation split over ranks
-
-
-def _gather_rows(rows: "Tensor | None", dtype: torch.dtype, device: torch.device) -> "Tensor | None":
-    from igm.metrics.objects import _gather_rows as gather
-
-    if rows is None:
-        return gather(None, dtype, device)
-    shape = rows.shape[1:]
-    out = gather(rows.reshape(rows.shape[0], -1).to(dtype), dtype, device)
-    return None if out is None else out.reshape(out.shape[0], *shape)
-
-
-class _ShardedGenerator:
-    """Calls the generator on this rank's contiguous share of ``z`` and all-gathers the outputs in rank
-    order: the result is the single-process ``generator(z)``, computed W times faster."""
-
-    def __init__(self, generator: nn.Module, ctx: "DistContext"):
-        self.generator, self.ctx = generator, ctx
-
-    def __call__(self, z: Tensor) -> Tensor:
-        local = z.tensor_split(self.ctx.world)[self.ctx.rank]
-        out = self.generator(local)
-        return _gather_rows(out, out.dtype, self.ctx.comm_device)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.generator, name)
-
-
-class ShardedEvaluator:
-    """Any evaluator called as ``evaluator(generator)`` (the toy evaluator): the generator it receives
-    produces its samples split over ranks and gathered, so every rank gets the single-process
-    metrics."""
-
-    def __init__(self, inner: Any, ctx: "DistContext"):
-        self.inner, self.ctx = inner, ctx
-        self.key = getattr(inner, "key", None)
-
-    def __call__(self, generator: nn.Module) -> dict[str, float]:
-        return self.inner(_ShardedGenerator(generator, self.ctx))
-
-
-class ShardedImageEvaluator:
-    """:class:`~igm.train.evaluation.ImageEvaluator` with the generated samples and their features
-    split over ranks: each rank embeds its contiguous share of the evaluation latents; FID and KID come
-    from the synced metric objects (FID: summed statistics; KID: rows gathered in rank order), equal
-    to the single-process values. Real features are computed (and cached on disk) by rank 0 first."""
-
-    key = "kid"
-
-    def __init__(self, inner: Any, ctx: "DistContext"):
-        self.inner, self.ctx = inner, ctx
-        self._real_ready = False
-
-    def real_features(self) -> Tensor:
-        if not self._real_ready:  # rank 0 fills the cache, the others then read it
-            if self.ctx.is_main:
-                self.inner.real_features()
-            self.ctx.barrier()
-            self._real_ready = True
-        return self.inner.real_features()
-
-    def _local_features(self, generator: nn.Module, n: int, seed: int) -> "Tensor | None":
-        from igm.train.config import sample_latent
-
-        cfg = self.inner.cfg
-        z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, torch.Generator().manual_seed(seed))
-        local = z.tensor_split(self.ctx.world)[self.ctx.rank].to(self.inner.device)
-        if local.shape[0] == 0:
-            return None
-        return torch.cat([self.inner.embed(generator(zc)) for zc in local.split(cfg.eval.batch_size)])
-
-    @torch.no_grad()
-    def sample_features(self, generator: nn.Module, n: int, seed: int) -> Tensor:
-        """The features of the single-process ``sample_features`` on every rank (gathered)."""
-        local = self._local_features(generator, n, seed)
-        return _gather_rows(local, torch.float32, self.ctx.comm_device).cpu()
-
-    @torch.no_grad()
-    def __call__(self, generator: nn.Module) -> dict[str, float]:
-        from igm.metrics.objects import FID, KID
-
-        e = self.inner.cfg.eval
-        real = self.real_features()
-        fake = self._local_features(generator, e.samples, self.inner.cfg.train.seed + 4242)
-        size = min(e.kid_subset_size, e.samples, real.shape[0])
-        kid, fid = KID(subsets=e.kid_subsets, subset_size=size, seed=0, max_samples=None, dtype=real.dtype), FID()
-        comm = self.ctx.comm_device  # the metric objects communicate on their tensors' device
-        if self.ctx.is_main:
-            kid.update(real.to(comm), real=True)
-            fid.update(real.to(comm), real=True)
-        if fake is not None:
-            kid.update(fake.to(comm, real.dtype), real=False)
-            fid.update(fake.to(comm), real=False)
-        mean, std = kid.compute()
-        out = {"kid": mean, "kid_std": std}
-        if e.fid:
-            out["fid"] = fid.compute()
-        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -393,16 +292,7 @@ class DistContext:
                            find_unused_parameters=cfg.dist.find_unused_parameters)
         if _is_finite_dataset(run.data):
             run.data = RankShard(run.data, self.rank, self.world, cfg.train.seed)
-        self.reseed(run, step=0)
-        if run.evaluator is not None:
-            from igm.train.evaluation import ImageEvaluator
-
-            if isinstance(run.evaluator, ImageEvaluator):
-                run.evaluator = ShardedImageEvaluator(run.evaluator, self)
-            else:
-                run.evaluator = ShardedEvaluator(run.evaluator, self)
-            if run.adaptive is not None:
-                run.adaptive.evaluator = run.evaluator
+        self.reseed(run, step=0)  # the evaluators split their work over ranks by themselves (igm.metrics.pipeline)
         self.run_dir = run.out_dir
         run.dist = run.sync = self  # the step's gradient sync; only rank 0 writes (run.writes)
 

@@ -16,26 +16,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from igm.metrics import fid, kid, relative_test
-from igm.metrics.cache import cached_features
-from igm.metrics.features import embed
+from igm.metrics import pipeline, relative_test
 from igm.metrics.features import get as get_extractor
+from igm.metrics.pipeline import default_extractor
 from igm.train.config import ConfigError, RunConfig, sample_latent
 
-__all__ = ["ImageEvaluator", "KIDAdaptiveLR", "default_extractor"]
+__all__ = ["ImageEvaluator", "KIDAdaptiveLR", "default_extractor", "EVAL_SEED_OFFSET"]
 
-
-def default_extractor(data_name: str) -> str:
-    return "digits" if data_name == "digits" else "inception"
-
-
-def _z(cfg: RunConfig, n: int, seed: int, device: torch.device) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g)
-    return z.to(device)
+#: The evaluation latents of a run are drawn from ``train.seed + EVAL_SEED_OFFSET``.
+EVAL_SEED_OFFSET = 4242
 
 
 class ImageEvaluator:
+    """KID/FID of a generator against the run's dataset, through :mod:`igm.metrics.pipeline` (the
+    same path on one process and under torchrun, where each rank embeds its share of the latents)."""
+
     key = "kid"
 
     def __init__(self, cfg: RunConfig, data: Any, device: torch.device):
@@ -46,39 +41,33 @@ class ImageEvaluator:
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"eval: {str(err).splitlines()[0]} (set eval.every=0 to train without evaluation)") from None
         self.cfg, self.data, self.device, self.name = cfg, data, device, name
+        self.embed = pipeline.embedder(self.extractor, e.batch_size, device)
+        self.seed = cfg.train.seed + EVAL_SEED_OFFSET
         self._real: Tensor | None = None
 
-    def embed(self, images: Tensor) -> Tensor:
-        return embed(self.extractor, images, self.cfg.eval.batch_size, self.device)["features"]
+    def latents(self, n: int, seed: int) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return sample_latent(n, self.cfg.model.z_dim, self.cfg.model.z_dist, g).to(self.device)
 
     def real_features(self) -> Tensor:
         if self._real is None:
             e = self.cfg.eval
             n = min(e.real_samples, len(self.data)) if hasattr(self.data, "__len__") else e.real_samples
-            key = {"data": self.cfg.data.name, "params": self.cfg.data.params, "extractor": self.name,
-                   "extractor_params": e.extractor_params, "n": n, "seed": 0}
-
-            def compute() -> Tensor:
-                return self.embed(self.data.sample(n, torch.Generator().manual_seed(0)))
-
-            self._real, _ = cached_features(key, compute, e.cache_dir)
+            key = pipeline.reference_key(self.cfg.data.name, self.cfg.data.params, self.name, e.extractor_params, n)
+            self._real, _ = pipeline.reference_features(self.data, key, self.embed, e.cache_dir)
         return self._real
 
-    @torch.no_grad()
     def sample_features(self, generator: nn.Module, n: int, seed: int) -> Tensor:
-        z = _z(self.cfg, n, seed, self.device)
-        return torch.cat([self.embed(generator(zc)) for zc in z.split(self.cfg.eval.batch_size)])
+        return pipeline.generated_features(generator, self.latents(n, seed), self.embed, self.cfg.eval.batch_size,
+                                           pipeline.comm_device(self.device))
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:
         e = self.cfg.eval
-        fake = self.sample_features(generator, e.samples, self.cfg.train.seed + 4242)
-        real = self.real_features()
-        size = min(e.kid_subset_size, fake.shape[0], real.shape[0])
-        mean, std = kid(real, fake, subsets=e.kid_subsets, subset_size=size, seed=0)
-        out = {"kid": mean, "kid_std": std}
-        if e.fid:
-            out["fid"] = fid(real, fake)
-        return out
+        return pipeline.evaluate_generator(
+            generator, self.latents(e.samples, self.seed), self.embed, self.real_features(),
+            kid_subsets=e.kid_subsets, kid_subset_size=e.kid_subset_size, with_fid=e.fid,
+            batch_size=e.batch_size, comm_device=pipeline.comm_device(self.device),
+        )
 
 
 class KIDAdaptiveLR:

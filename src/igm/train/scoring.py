@@ -11,8 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from igm.metrics import fid, inception_score, kid
-from igm.metrics.cache import cached_features
+from igm.metrics import inception_score, pipeline
 from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
 from igm.train.config import ConfigError, sample_latent
@@ -59,7 +58,7 @@ def score(
     against: Path | None = None,
     data: str | None = None,
     data_params: dict[str, Any] | None = None,
-    extractor: str = "digits",
+    extractor: str | None = None,
     extractor_params: dict[str, Any] | None = None,
     n: int = 2000,
     subsets: int = 100,
@@ -71,8 +70,11 @@ def score(
 
     if (against is None) == (data is None):
         raise ConfigError("give exactly one reference: --against PATH or --data NAME")
-    ext = get_extractor(extractor, **(extractor_params or {}))
+    ext = None if extractor is None else get_extractor(extractor, **(extractor_params or {}))  # a bad name: before any work
     images, what = load_images(source, n, seed)
+    if ext is None:  # the dataset's, or (against samples) the one for images of this shape
+        extractor = pipeline.default_extractor(data, tuple(images.shape[1:]))
+        ext = get_extractor(extractor, **(extractor_params or {}))
     fake, probs = _embed(ext, images)
     if against is not None:
         ref_images, ref_what = load_images(against, n, seed + 1)
@@ -81,21 +83,12 @@ def score(
     else:
         ds = igm.data.get(data, **(data_params or {}))
         count = min(n, len(ds)) if hasattr(ds, "__len__") else n
-        key = {"data": data, "params": data_params or {}, "extractor": extractor, "extractor_params": extractor_params or {}, "n": count, "seed": 0}
-        real, cached = cached_features(key, lambda: _embed(ext, ds.sample(count, torch.Generator().manual_seed(0)))[0], cache)
+        key = pipeline.reference_key(data, data_params, extractor, extractor_params, count)
+        real, cached = pipeline.reference_features(ds, key, lambda images: _embed(ext, images)[0], cache)
         ref_what = f"{count} images of dataset '{data}'"
-    size = min(subset_size, real.shape[0], fake.shape[0])
-    k_mean, k_std = kid(real, fake, subsets=subsets, subset_size=size, seed=seed)
-    result: dict[str, Any] = {
-        "samples": what,
-        "reference": ref_what,
-        "extractor": extractor,
-        "kid": k_mean,
-        "kid_std": k_std,
-        "kid_subset_size": size,
-        "fid": fid(real, fake),
-        "reference_cached": cached,
-    }
+    scores = pipeline.score_features(real, fake, kid_subsets=subsets, kid_subset_size=subset_size, seed=seed)
+    result: dict[str, Any] = {"samples": what, "reference": ref_what, "extractor": extractor, **scores,
+                              "reference_cached": cached}
     if probs is not None:
         is_mean, is_std = inception_score(probs, splits=min(10, probs.shape[0]))
         result.update(inception_score=is_mean, inception_score_std=is_std)
