@@ -1,4 +1,4 @@
-"""Build a :class:`~igm.train.loop.Run` from a :class:`RunConfig`: the only place that turns names
+"""Build a :class:`~igm.train.run.Run` from a :class:`RunConfig`: the only place that turns names
 into objects (architectures, objective, optimisers, schedules, data, evaluator)."""
 
 from __future__ import annotations

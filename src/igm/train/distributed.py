@@ -3,7 +3,7 @@
 A process started by ``torchrun`` finds ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` in its environment; :func:`setup` then initialises the default process group (NCCL
 for CUDA devices, gloo for CPU; ``dist.backend``) and :meth:`DistContext.attach` adapts the built
-:class:`~igm.train.loop.Run`. Without that environment (``WORLD_SIZE`` unset or 1) nothing here runs
+:class:`~igm.train.run.Run`. Without that environment (``WORLD_SIZE`` unset or 1) nothing here runs
 and training is exactly the single-process loop. A process group the caller initialised already is
 used as it is.
 

@@ -18,18 +18,20 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from igm.train import checkpoint as ckpt
 from igm.train import speed
 from igm.train.artifacts import WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
-from igm.train.config import RunConfig, sample_latent, to_dict
-from igm.train.step import LocalSync, NonFiniteLoss, train_step
+from igm.train.config import sample_latent
+from igm.train.run import Run
+from igm.train.step import NonFiniteLoss, train_step
 
 __all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
 
@@ -60,93 +62,6 @@ class OutputError(RuntimeError):
 
 class Callback(Protocol):
     def __call__(self, event: str, step: int, values: dict[str, Any]) -> None: ...
-
-
-@dataclass
-class Run:
-    """Everything the loop needs, already built (see :func:`igm.train.build_run`)."""
-
-    config: RunConfig
-    generator: nn.Module
-    critic: nn.Module | None
-    objective: Any
-    opt_g: torch.optim.Optimizer
-    opt_c: torch.optim.Optimizer | None
-    data: Any
-    sched_g: Any = None
-    sched_c: Any = None
-    ema: nn.Module | None = None
-    evaluator: Callable[[nn.Module], dict[str, float]] | None = None
-    adaptive: Any = None  # igm.train.evaluation.KIDAdaptiveLR
-    out_dir: Path | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    data_rng: torch.Generator = field(default_factory=torch.Generator)
-    step: int = 0
-    rollbacks: int = 0
-    best: float | None = None
-    log_sums: dict[str, Tensor] = field(default_factory=dict)  # the open logging window: Σ of each statistic
-    log_count: int = 0  # ... over this many steps (checkpointed, so a resumed run logs the same means)
-    speed: Any = None  # igm.train.speed.SpeedSettings: what build_run applied (None: plain modules)
-    dist: Any = None  # igm.train.distributed.DistContext under torchrun (None: one process)
-    sync: Any = field(default_factory=LocalSync)  # the step's gradient-sync strategy (the DistContext under torchrun)
-
-    @property
-    def writes(self) -> bool:
-        """This process writes the run directory: it has one, and it is rank 0 (or alone)."""
-        return self.out_dir is not None and self.sync.is_main
-
-    # -- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        def sd(obj):
-            return None if obj is None else obj.state_dict()
-
-        return {
-            "format": 1,
-            "step": self.step,
-            "rollbacks": self.rollbacks,
-            "best": self.best,
-            "config": to_dict(self.config),
-            "data_shape": list(self.data.shape),
-            "data_kind": str(getattr(self.data, "kind", "image")),
-            "generator": sd(self.generator),
-            "critic": sd(self.critic),
-            "ema": sd(self.ema),
-            "opt_g": sd(self.opt_g),
-            "opt_c": sd(self.opt_c),
-            "sched_g": sd(self.sched_g),
-            "sched_c": sd(self.sched_c),
-            "objective": self.objective.state_dict(),
-            "adaptive": None if self.adaptive is None else self.adaptive.state_dict(),
-            "rng": ckpt.rng_state(self.data_rng),
-            "log_window": {"count": self.log_count, "sums": {k: v.detach().clone() for k, v in self.log_sums.items()}},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("generator", "critic", "ema", "opt_g", "opt_c", "sched_g", "sched_c"):
-            obj, saved = getattr(self, name), state.get(name)
-            if (obj is None) != (saved is None):
-                raise ckpt.CheckpointError(f"checkpoint and run disagree on '{name}' (present in one only)")
-            if obj is not None:
-                obj.load_state_dict(saved)
-        self.objective.load_state_dict(state["objective"])
-        if self.adaptive is not None and state.get("adaptive") is not None:
-            self.adaptive.load_state_dict(state["adaptive"])
-        ckpt.set_rng_state(state["rng"], self.data_rng)
-        self.step, self.rollbacks, self.best = int(state["step"]), int(state["rollbacks"]), state["best"]
-        window = state.get("log_window") or {"count": 0, "sums": {}}  # absent in older checkpoints
-        self.log_count, self.log_sums = int(window["count"]), dict(window["sums"])
-
-    def save(self, name: str) -> Path | None:
-        if not self.writes:
-            return None
-        return ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / f"{name}.pt")
-
-    def save_step(self) -> Path | None:
-        """``checkpoints/step-N.pt`` and ``last.pt``, keeping the newest ``train.keep_checkpoints``."""
-        if not self.writes:
-            return None
-        return ckpt.save_step(self.state_dict(), self.out_dir / "checkpoints", self.step,
-                              self.config.train.keep_checkpoints)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,16 +96,25 @@ def _fixed_z(run: Run, n: int) -> Tensor:
     return sample_latent(n, run.config.model.z_dim, run.config.model.z_dist, g).to(run.device)
 
 
-def write_samples(run: Run, step: int) -> Path | None:
-    if not run.writes:
-        return None
+@contextmanager
+def sampling_model(run: Run):
+    """The model that samples and evaluation use (the EMA generator if any), in eval mode for the
+    duration; its mode is restored after, on error too."""
     model = run.ema if run.ema is not None else run.generator
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        kind = getattr(run.data, "kind", "image")
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def write_samples(run: Run, step: int) -> Path | None:
+    if not run.writes:
+        return None
+    kind = getattr(run.data, "kind", "image")
+    with sampling_model(run) as model, torch.no_grad():
         samples = model(_fixed_z(run, 1000 if kind == "toy" else 64))
-    model.train(was_training)
     path = run.out_dir / "samples" / f"step_{step:07d}.png"
     if kind == "toy" and samples.shape[-1] == 2:
         return save_scatter(samples, path, run.data, title=f"step {step}")
@@ -200,13 +124,8 @@ def write_samples(run: Run, step: int) -> Path | None:
 def evaluate(run: Run) -> dict[str, float]:
     if run.evaluator is None:
         return {}
-    model = run.ema if run.ema is not None else run.generator
-    was_training = model.training
-    model.eval()
-    try:
+    with sampling_model(run) as model:
         return run.evaluator(model)
-    finally:
-        model.train(was_training)
 
 
 def _emit(callbacks, event: str, step: int, values: dict[str, Any]) -> None:
@@ -240,15 +159,10 @@ def _rollback(run: Run, good: dict[str, Any], err: Exception, log: MetricsLog | 
 
 
 def _adaptive_step(run: Run) -> dict[str, Any]:
-    model = run.ema if run.ema is not None else run.generator
-    was_training = model.training
-    model.eval()
-    try:
-        opts = [o for o in (run.opt_g, run.opt_c) if o is not None]
-        scheds = [s for o, s in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)) if o is not None]
+    opts = [o for o in (run.opt_g, run.opt_c) if o is not None]
+    scheds = [s for o, s in ((run.opt_g, run.sched_g), (run.opt_c, run.sched_c)) if o is not None]
+    with sampling_model(run) as model:
         return run.adaptive.step(run.step, model, opts, scheds)
-    finally:
-        model.train(was_training)
 
 
 def _maybe_best(run: Run, metrics: dict[str, float]) -> None:
@@ -270,26 +184,108 @@ def train(run: Run, callbacks: tuple[Callback, ...] | list[Callback] = (), resum
         return _train(run, list(callbacks), resume, stop)
 
 
+@dataclass
+class _Session:
+    """What one call of :func:`train` keeps between steps besides the run itself."""
+
+    run: Run
+    callbacks: list[Callback]
+    log: MetricsLog | None
+    bar: Any
+    t_window: float = field(default_factory=time.perf_counter)
+    timed: int = 0  # steps since t_window in this process (the window itself may predate a resume)
+
+    def emit(self, event: str, values: dict[str, Any]) -> None:
+        _emit(self.callbacks, event, self.run.step, values)
+
+    def write(self, values: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.write(self.run.step, values)
+
+
+def _resume(run: Run, log: MetricsLog | None) -> None:
+    state, path, skipped = ckpt.load_latest(run.out_dir / "checkpoints", map_location=run.device)
+    if run.writes:  # one process speaks
+        for line in skipped:
+            print(f"igm: {line}", file=sys.stderr)
+        print(f"igm: resuming from {path} at step {int(state['step'])}", file=sys.stderr)
+    run.load_state_dict(state)
+    run.sync.after_load(run)  # under torchrun: rank 0 continues the saved random streams; the others reseed
+    if log is not None:
+        log.truncate_after(run.step)
+
+
+def _record(s: _Session, stats: dict[str, Tensor]) -> None:
+    """Add one step's statistics to the logging window; at a log step write their means."""
+    run, cfg = s.run, s.run.config.train
+    for k, v in stats.items():
+        run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
+    run.log_count += 1
+    s.timed += 1
+    if s.bar is not None:
+        s.bar.update(1)
+    if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+        sums = run.sync.at_log(run, run.log_sums)  # under torchrun: the mean over ranks
+        values = {k: float(v) / run.log_count for k, v in sums.items()}
+        now = time.perf_counter()
+        values["sec_per_step"] = (now - s.t_window) / max(s.timed, 1)
+        values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
+        run.log_sums, run.log_count, s.t_window, s.timed = {}, 0, now, 0
+        if s.bar is not None:
+            s.bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
+        s.write(values)
+        s.emit("log", values)
+
+
+def _periodic(s: _Session) -> None:
+    """Evaluation, the KID-adaptive decision and sample grids, each when due."""
+    run, cfg = s.run, s.run.config.train
+    if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
+        metrics = evaluate(run)
+        if metrics:
+            s.write({f"eval/{k}": v for k, v in metrics.items()})
+            _maybe_best(run, metrics)
+            s.emit("eval", metrics)
+    if run.adaptive is not None and run.step % run.adaptive.every == 0:
+        decision = _adaptive_step(run)
+        s.write(decision)
+        s.emit("adaptive", decision)
+    if cfg.sample_every and run.step % cfg.sample_every == 0:
+        write_samples(run, run.step)
+
+
+def _finish(s: _Session, seconds: float, speed_record: dict[str, Any] | None) -> dict[str, Any]:
+    run = s.run
+    metrics = evaluate(run)
+    _maybe_best(run, metrics)
+    run.save_step()
+    write_samples(run, run.step)
+    summary = {
+        "step": run.step,
+        "rollbacks": run.rollbacks,
+        "seconds": seconds,
+        **{f"eval/{k}": v for k, v in metrics.items()},
+        **({"speed": speed_record} if speed_record is not None else {}),
+    }
+    if s.log is not None:
+        if metrics:
+            s.write({f"eval/{k}": v for k, v in metrics.items()})
+        _write_json(run.out_dir / "summary.json", summary)
+    s.emit("end", summary)
+    return summary
+
+
 def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -> dict[str, Any]:
-    cfg, sync = run.config.train, run.sync
+    cfg = run.config.train
     log = MetricsLog(run.out_dir) if run.writes else None
     if run.writes:
         ckpt.remove_temporaries(run.out_dir / "checkpoints")  # half-written saves of a killed process
     if resume:
-        state, path, skipped = ckpt.load_latest(run.out_dir / "checkpoints", map_location=run.device)
-        if run.writes:  # one process speaks
-            for line in skipped:
-                print(f"igm: {line}", file=sys.stderr)
-            print(f"igm: resuming from {path} at step {int(state['step'])}", file=sys.stderr)
-        run.load_state_dict(state)
-        sync.after_load(run)  # under torchrun: rank 0 continues the saved random streams; the others reseed
-        if log is not None:
-            log.truncate_after(run.step)
+        _resume(run, log)
     good = copy.deepcopy(run.state_dict())  # a snapshot: state_dict() shares the live tensors
-    t0 = t_window = time.perf_counter()
-    timed = 0  # steps since t_window in this process (the window itself may predate a resume)
-    bar = _progress(cfg, run.step) if sync.is_main else None
-    speed_record = speed.announce(run, log, bar)  # the applied speed settings, logged once
+    t0 = time.perf_counter()
+    s = _Session(run, callbacks, log, _progress(cfg, run.step) if run.sync.is_main else None)
+    speed_record = speed.announce(run, log, s.bar)  # the applied speed settings, logged once
     try:
         if not resume:
             run.save_step()
@@ -298,76 +294,30 @@ def _train(run: Run, callbacks: list[Callback], resume: bool, stop: _StopFlag) -
                 stats = train_step(run)
             except (NonFiniteLoss, torch.linalg.LinAlgError) as err:  # a failed factorisation is a numerical blow-up too
                 _rollback(run, good, err, log, callbacks)  # the logging window rolls back too
-                if bar is not None:
-                    bar.n = run.step
-                    bar.write(f"igm: {err}; rolled back to step {run.step}")
+                if s.bar is not None:
+                    s.bar.n = run.step
+                    s.bar.write(f"igm: {err}; rolled back to step {run.step}")
                 continue
             run.step += 1
-            for k, v in stats.items():
-                run.log_sums[k] = run.log_sums.get(k, 0.0) + v.detach().double()
-            run.log_count += 1
-            timed += 1
-            if bar is not None:
-                bar.update(1)
-            if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                sums = sync.at_log(run, run.log_sums)  # under torchrun: the mean over ranks
-                values = {k: float(v) / run.log_count for k, v in sums.items()}
-                now = time.perf_counter()
-                values["sec_per_step"] = (now - t_window) / max(timed, 1)
-                values["lr_generator"] = run.opt_g.param_groups[0]["lr"]
-                run.log_sums, run.log_count, t_window, timed = {}, 0, now, 0
-                if bar is not None:
-                    bar.set_postfix({k: f"{values[k]:.4g}" for k in ("critic_loss", "generator_loss") if k in values})
-                if log is not None:
-                    log.write(run.step, values)
-                _emit(callbacks, "log", run.step, values)
-            if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
-                metrics = evaluate(run)
-                if metrics:
-                    if log is not None:
-                        log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
-                    _maybe_best(run, metrics)
-                    _emit(callbacks, "eval", run.step, metrics)
-            if run.adaptive is not None and run.step % run.adaptive.every == 0:
-                decision = _adaptive_step(run)
-                if log is not None:
-                    log.write(run.step, decision)
-                _emit(callbacks, "adaptive", run.step, decision)
-            if cfg.sample_every and run.step % cfg.sample_every == 0:
-                write_samples(run, run.step)
+            _record(s, stats)
+            _periodic(s)
             # a signal may reach one process only: under torchrun the ranks agree (one MAX all-reduce)
-            stopping = sync.any(stop.signal is not None)
+            stopping = run.sync.any(stop.signal is not None)
             if run.step % cfg.checkpoint_every == 0 or stopping:
                 good = copy.deepcopy(run.state_dict())
                 path = run.save_step()
-                _emit(callbacks, "checkpoint", run.step, {"path": str(path) if path else None})
+                s.emit("checkpoint", {"path": str(path) if path else None})
             if stopping:
                 raise TrainingInterrupted(run.step, run.out_dir / "checkpoints" / "last.pt" if run.writes else None)
-        metrics = evaluate(run)
-        _maybe_best(run, metrics)
-        run.save_step()
-        write_samples(run, run.step)
-        summary = {
-            "step": run.step,
-            "rollbacks": run.rollbacks,
-            "seconds": time.perf_counter() - t0,
-            **{f"eval/{k}": v for k, v in metrics.items()},
-            **({"speed": speed_record} if speed_record is not None else {}),
-        }
-        if log is not None:
-            if metrics:
-                log.write(run.step, {f"eval/{k}": v for k, v in metrics.items()})
-            _write_json(run.out_dir / "summary.json", summary)
-        _emit(callbacks, "end", run.step, summary)
-        return summary
+        return _finish(s, time.perf_counter() - t0, speed_record)
     except OSError as err:
         if err.errno not in WRITE_ERRNOS or not run.writes:
             raise
         newest = ckpt.step_checkpoints(run.out_dir / "checkpoints")
         raise OutputError(err, newest[0] if newest else None) from None
     finally:
-        if bar is not None:
-            bar.close()
+        if s.bar is not None:
+            s.bar.close()
         if log is not None:
             try:
                 log.close()

@@ -27,7 +27,7 @@ Four switches of :class:`~igm.train.config.TrainConfig`, each resolved once per 
 ``train.cudnn_benchmark``: ``"auto"`` (default) | ``"on"`` | ``"off"``
     cuDNN autotuning of convolution algorithms (batch shapes are fixed): on for CUDA conv nets.
 
-The networks in :class:`~igm.train.loop.Run` stay plain modules (optimisers, checkpoints, EMA,
+The networks in :class:`~igm.train.run.Run` stay plain modules (optimisers, checkpoints, EMA,
 sampling and evaluation use them, in float32); the loop calls them through :func:`forwards`,
 which adds the autocast / memory-format / compiled layer.
 """
