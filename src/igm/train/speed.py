@@ -35,15 +35,14 @@ which adds the autocast / memory-format / compiled layer.
 from __future__ import annotations
 
 import logging
-import types
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from igm.train.config import ConfigError
+from igm.train.forwards import SpeedForward, _output_layer, forwards, fp32_output_layer, prepare_models
 
 __all__ = [
     "AMP_VALUES",
@@ -188,66 +187,50 @@ def _bf16_supported(device: torch.device) -> bool:
     return True  # CPU autocast supports bf16 (slow without native bf16 units; only when asked)
 
 
-def resolve(
-    cfg: Any,
-    device: torch.device | str,
-    objective: Any,
-    generator: nn.Module | None = None,
-    critic: nn.Module | None = None,
-) -> SpeedSettings:
-    """Resolve the switches of ``cfg`` (a RunConfig or TrainConfig) for this device, objective and
-    pair of networks. Raises :class:`ConfigError` for a bad value."""
-    train_cfg = getattr(cfg, "train", cfg)
-    req = validate(train_cfg)
-    device = torch.device(device)
+def _amp(req: str, device: torch.device, policy: ObjectivePolicy, name: str, conv: bool, notes: list[str]) -> str:
     cuda = device.type == "cuda"
-    policy = objective_policy(objective)
-    uses_critic = critic is not None and getattr(objective, "uses_critic", True)
-    conv_g, conv_c = _has_conv(generator), uses_critic and _has_conv(critic)
-    notes: list[str] = []
-
-    # amp
-    if req["amp"] == "bf16":
-        amp = "bf16"
+    if req == "bf16":
         if cuda and not _bf16_supported(device):
             notes.append("amp: bf16 requested on a GPU without native bf16; it runs emulated and slowly")
         if not cuda:
             notes.append("amp: bf16 on CPU is for testing; it is usually slower than float32 there")
         if not policy.bf16:
-            notes.append(f"amp: bf16 requested for {getattr(objective, 'name', '?')}, which auto keeps in float32 ({policy.note})")
-    elif req["amp"] == "off":
-        amp = "off"
+            notes.append(f"amp: bf16 requested for {name}, which auto keeps in float32 ({policy.note})")
+        return "bf16"
+    if req == "off":
+        return "off"
+    ok = cuda and _bf16_supported(device) and policy.bf16 and conv
+    if not cuda:
+        notes.append("amp: auto is float32 off CUDA")
+    elif not _bf16_supported(device):
+        notes.append("amp: auto is float32 on a GPU without native bf16")
+    elif not policy.bf16:
+        notes.append(f"amp: auto keeps {name} in float32: {policy.note}")
+    elif not conv:
+        notes.append("amp: auto is float32 for networks without convolutions (no speed to gain)")
     else:
-        ok = cuda and _bf16_supported(device) and policy.bf16 and (conv_g or conv_c)
-        amp = "bf16" if ok else "off"
-        if not cuda:
-            notes.append("amp: auto is float32 off CUDA")
-        elif not _bf16_supported(device):
-            notes.append("amp: auto is float32 on a GPU without native bf16")
-        elif not policy.bf16:
-            notes.append(f"amp: auto keeps {getattr(objective, 'name', '?')} in float32: {policy.note}")
-        elif not (conv_g or conv_c):
-            notes.append("amp: auto is float32 for networks without convolutions (no speed to gain)")
-        else:
-            notes.append(f"amp: bf16 forwards; {policy.note}")
+        notes.append(f"amp: bf16 forwards; {policy.note}")
+    return "bf16" if ok else "off"
 
-    # channels_last
-    if req["channels_last"] == "on":
-        cl_g, cl_c = conv_g, conv_c
+
+def _channels_last(req: str, cuda: bool, conv_g: bool, conv_c: bool, notes: list[str]) -> tuple[bool, bool]:
+    if req == "on":
         if not (conv_g or conv_c):
             notes.append("channels_last: no convolutions, nothing to convert")
-    elif req["channels_last"] == "off":
-        cl_g = cl_c = False
-    else:
-        cl_g, cl_c = cuda and conv_g, cuda and conv_c
+        return conv_g, conv_c
+    if req == "off":
+        return False, False
+    return cuda and conv_g, cuda and conv_c
 
-    # compile
-    comp_g = req["compile"] in ("on", "generator") and generator is not None
-    comp_c = req["compile"] == "on" and uses_critic
+
+def _compile(req: str, generator: nn.Module | None, critic: nn.Module | None, uses_critic: bool,
+             policy: ObjectivePolicy, name: str, notes: list[str]) -> tuple[bool, bool]:
+    comp_g = req in ("on", "generator") and generator is not None
+    comp_c = req == "on" and uses_critic
     if comp_c and policy.double_backward:
         comp_c = False
         notes.append(
-            f"compile: critic left eager: {getattr(objective, 'name', '?')} differentiates the critic's input "
+            f"compile: critic left eager: {name} differentiates the critic's input "
             "gradients (double backward), which compiled graphs do not support"
         )
     for role, module, on in (("generator", generator, comp_g), ("critic", critic, comp_c)):
@@ -258,19 +241,39 @@ def resolve(
                 "before backward (real, then fake) fails"
             )
             comp_g, comp_c = (False, comp_c) if role == "generator" else (comp_g, False)
+    return comp_g, comp_c
 
-    # cuDNN autotuning
-    if req["cudnn_benchmark"] == "auto":
-        bench = cuda and (conv_g or conv_c)
-    else:
-        bench = cuda and req["cudnn_benchmark"] == "on"
-        if req["cudnn_benchmark"] == "on" and not cuda:
-            notes.append("cudnn_benchmark: no effect off CUDA")
 
-    head = None
-    if amp != "off" and uses_critic:
-        found = _output_layer(critic)
-        head = found[0] if found is not None else None
+def _cudnn_benchmark(req: str, cuda: bool, conv: bool, notes: list[str]) -> bool:
+    if req == "auto":
+        return cuda and conv
+    if req == "on" and not cuda:
+        notes.append("cudnn_benchmark: no effect off CUDA")
+    return cuda and req == "on"
+
+
+def resolve(
+    cfg: Any,
+    device: torch.device | str,
+    objective: Any,
+    generator: nn.Module | None = None,
+    critic: nn.Module | None = None,
+) -> SpeedSettings:
+    """Resolve the switches of ``cfg`` (a RunConfig or TrainConfig) for this device, objective and
+    pair of networks, from the objective's declared needs. Raises :class:`ConfigError` for a bad value."""
+    req = validate(getattr(cfg, "train", cfg))
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    policy = objective_policy(objective)
+    name = getattr(objective, "name", "?")
+    uses_critic = critic is not None and getattr(objective, "uses_critic", True)
+    conv_g, conv_c = _has_conv(generator), uses_critic and _has_conv(critic)
+    notes: list[str] = []
+    amp = _amp(req["amp"], device, policy, name, conv_g or conv_c, notes)
+    cl_g, cl_c = _channels_last(req["channels_last"], cuda, conv_g, conv_c, notes)
+    comp_g, comp_c = _compile(req["compile"], generator, critic, uses_critic, policy, name, notes)
+    bench = _cudnn_benchmark(req["cudnn_benchmark"], cuda, conv_g or conv_c, notes)
+    found = _output_layer(critic) if amp != "off" and uses_critic else None
     return SpeedSettings(
         device=str(device),
         amp=amp,
@@ -280,14 +283,10 @@ def resolve(
         compile_critic=bool(comp_c),
         cudnn_benchmark=bool(bench),
         double_backward=policy.double_backward,
-        fp32_output_layer=head,
+        fp32_output_layer=found[0] if found is not None else None,
         requested=req,
         notes=tuple(notes),
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# applying the settings
 
 
 def _power_iteration_layer(module: nn.Module | None) -> str | None:
@@ -301,155 +300,6 @@ def _power_iteration_layer(module: nn.Module | None) -> str | None:
         if getattr(m, "updates_in_place", False) or isinstance(m, torch_sn) or hasattr(m, "weight_u"):
             return name or type(m).__name__
     return None
-
-
-def _output_layer(critic: nn.Module | None) -> tuple[str, nn.Linear] | None:
-    """The critic's output layer: its last ``nn.Linear`` in registration order (in the encoder of
-    an autoencoder critic). All igm critics end in one; a critic without a Linear has none."""
-    if critic is None:
-        return None
-    root, prefix = critic, ""
-    encoder = getattr(critic, "encoder", None)
-    if isinstance(encoder, nn.Module) and callable(getattr(critic, "decode", None)):
-        root, prefix = encoder, "encoder."
-    found = None
-    for name, module in root.named_modules():
-        if isinstance(module, nn.Linear):
-            found = (prefix + name, module)
-    return found
-
-
-def _fp32_linear_forward(self: nn.Module, x: Tensor) -> Tensor:
-    """A Linear layer's forward with autocast off and a float32 input (bound per instance)."""
-    with torch.autocast(x.device.type, enabled=False):
-        return type(self).forward(self, x.float())
-
-
-def fp32_output_layer(critic: nn.Module) -> str | None:
-    """Make the critic's output layer run in float32 under autocast; returns its name (or None).
-
-    Its output is what kernels and losses see. In bf16 it would be rounded to 8 significant bits of
-    its magnitude, and a Gaussian kernel is blind to a common offset of the features, so nothing
-    keeps that magnitude small. The layer is tiny; float32 costs nothing measurable. Idempotent;
-    the forward is bound to the instance (a deepcopy rebinds it to the copy), and the state dict
-    is unchanged.
-    """
-    found = _output_layer(critic)
-    if found is None:
-        return None
-    name, layer = found
-    if not getattr(layer, "_igm_fp32_output", False):
-        layer.forward = types.MethodType(_fp32_linear_forward, layer)
-        layer._igm_fp32_output = True
-    return name
-
-
-def prepare_models(settings: SpeedSettings, generator: nn.Module | None, critic: nn.Module | None) -> None:
-    """Apply the parts of ``settings`` that change the modules in place: the channels_last weight
-    format, the float32 output layer under amp, and cuDNN autotuning (a process-wide flag, set
-    only on CUDA). Call after ``.to(device)`` and before building optimisers."""
-    if generator is not None and settings.channels_last_generator:
-        generator.to(memory_format=torch.channels_last)
-    if critic is not None and settings.channels_last_critic:
-        critic.to(memory_format=torch.channels_last)
-    if critic is not None and settings.amp != "off":
-        fp32_output_layer(critic)
-    if settings.device_type == "cuda":
-        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
-
-
-def _to_float32(out: Any) -> Any:
-    if isinstance(out, Tensor):
-        return out.float() if out.is_floating_point() and out.dtype in (torch.bfloat16, torch.float16) else out
-    if isinstance(out, (tuple, list)):
-        return type(out)(_to_float32(o) for o in out)
-    return out
-
-
-class SpeedForward:
-    """Calls ``module`` (or its compiled version) under the run's speed settings: 4-D inputs made
-    channels_last, the forward under bf16 autocast, floating outputs returned as float32.
-
-    Every other attribute is the module's (``parameters()``, ``decode``, ...); ``decode`` of an
-    autoencoder critic runs under the same autocast. The module itself is not changed.
-    """
-
-    def __init__(
-        self,
-        module: nn.Module,
-        *,
-        amp_dtype: torch.dtype | None = None,
-        device_type: str = "cuda",
-        channels_last: bool = False,
-        compiled: Callable[..., Any] | None = None,
-    ) -> None:
-        self.__dict__.update(
-            module=module,
-            amp_dtype=amp_dtype,
-            device_type=device_type,
-            channels_last=channels_last,
-            _call=compiled if compiled is not None else module,
-        )
-
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device_type, dtype=self.amp_dtype)
-
-    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.channels_last and isinstance(x, Tensor) and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.amp_dtype is None:
-            return self._call(x, *args, **kwargs)
-        with self._autocast():
-            out = self._call(x, *args, **kwargs)
-        return _to_float32(out)
-
-    forward = __call__
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.__dict__["module"], name)
-        if name == "decode" and callable(attr) and self.amp_dtype is not None:
-
-            def decode(*args: Any, **kwargs: Any) -> Any:
-                with self._autocast():
-                    return _to_float32(attr(*args, **kwargs))
-
-            return decode
-        return attr
-
-    def __repr__(self) -> str:
-        compiled = self._call is not self.module
-        return f"SpeedForward(amp={self.amp_dtype}, channels_last={self.channels_last}, compiled={compiled}, module={type(self.module).__name__})"
-
-
-def _wrap(module: nn.Module | None, settings: SpeedSettings, channels_last: bool, compile_it: bool):
-    if module is None:
-        return None
-    if not (settings.amp_dtype is not None or channels_last or compile_it):
-        return module  # nothing to add: the plain module, so CPU defaults behave exactly as before
-    compiled = torch.compile(module) if compile_it else None
-    return SpeedForward(
-        module, amp_dtype=settings.amp_dtype, device_type=settings.device_type, channels_last=channels_last, compiled=compiled
-    )
-
-
-def forwards(run: Any) -> tuple[Any, Any]:
-    """``(generator_call, critic_call)`` for ``run``: the plain modules when no switch is active,
-    else :class:`SpeedForward` wrappers. Built once per run and module pair (compilation is lazy:
-    it happens at the first call)."""
-    settings: SpeedSettings | None = getattr(run, "speed", None)
-    g, c = run.generator, run.critic
-    if settings is None or not settings.active:
-        return g, c
-    key = (id(g), id(c), id(settings))
-    cache = run.__dict__.get("_speed_forwards")
-    if cache is None or cache[0] != key:
-        gf = _wrap(g, settings, settings.channels_last_generator, settings.compile_generator)
-        cf = _wrap(c, settings, settings.channels_last_critic, settings.compile_critic)
-        cache = (key, gf, cf)
-        run.__dict__["_speed_forwards"] = cache
-    return cache[1], cache[2]
 
 
 def announce(run: Any, metrics_log: Any = None, bar: Any = None) -> dict[str, Any] | None:
