@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, sample_latent, to_dict
-from igm.train.loop import Run
+from igm.train.run import Run
 from igm.train import speed
 from igm.train import distributed
 
@@ -101,10 +101,40 @@ def _validate(cfg: RunConfig) -> None:
     speed.validate(t)  # train.amp / channels_last / compile / cudnn_benchmark
 
 
+def _networks(cfg: RunConfig, objective: Any, shape: tuple[int, ...], device: torch.device):
+    """``(generator, critic)`` on ``device``; no critic for an objective without one."""
+    import igm.nn
+
+    m = cfg.model
+    try:
+        generator = igm.nn.build(m.generator, "generator", shape=shape, z_dim=m.z_dim, **m.generator_params)
+        critic = None
+        if objective.uses_critic:
+            out_dim = 1 if objective.scalar_critic else m.critic_out
+            spectral = None if m.spectral == "none" else m.spectral
+            critic = igm.nn.build(m.critic, "critic", shape=shape, z_dim=m.z_dim, out_dim=out_dim, spectral=spectral, **m.critic_params)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+    return generator.to(device), critic.to(device) if critic is not None else None
+
+
+def _evaluators(cfg: RunConfig, data: Any, device: torch.device):
+    """``(evaluator, adaptive)``: toy metrics for 2-D data, KID/FID for images (when evaluation is
+    on), and the KID-adaptive schedule when asked for."""
+    m = cfg.model
+    if getattr(data, "kind", "") == "toy" and tuple(data.shape) == (2,):
+        return toy_evaluator(data, cfg.eval.samples, cfg.train.seed, device, m.z_dim, m.z_dist), None
+    if getattr(data, "kind", "") == "image" and (cfg.eval.every > 0 or cfg.eval.adaptive):
+        from igm.train.evaluation import ImageEvaluator, KIDAdaptiveLR
+
+        evaluator = ImageEvaluator(cfg, data, device)
+        return evaluator, KIDAdaptiveLR(cfg, evaluator) if cfg.eval.adaptive else None
+    return None, None
+
+
 def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
     """Build every object of a run. Errors name the config key at fault."""
     import igm.data
-    import igm.nn
     import igm.objectives
 
     _validate(cfg)
@@ -132,33 +162,13 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         data = igm.data.get(cfg.data.name, **cfg.data.params)
     except (ValueError, FileNotFoundError) as err:
         raise ConfigError(f"data: {err}") from None
-    shape = tuple(data.shape)
-    m = cfg.model
-    try:
-        generator = igm.nn.build(m.generator, "generator", shape=shape, z_dim=m.z_dim, **m.generator_params)
-        critic = None
-        if objective.uses_critic:
-            out_dim = 1 if objective.scalar_critic else m.critic_out
-            spectral = None if m.spectral == "none" else m.spectral
-            critic = igm.nn.build(m.critic, "critic", shape=shape, z_dim=m.z_dim, out_dim=out_dim, spectral=spectral, **m.critic_params)
-    except ValueError as err:
-        raise ConfigError(f"model: {err}") from None
-    generator.to(device)
-    if critic is not None:
-        critic.to(device)
+    generator, critic = _networks(cfg, objective, tuple(data.shape), device)
     speed_settings = speed.resolve(cfg, device, objective, generator, critic)  # docs/performance.md
     speed.prepare_models(speed_settings, generator, critic)  # channels_last etc., before the optimisers
     opt_g = make_optimizer(cfg, generator.parameters(), cfg.optim.lr_generator)
     opt_c = make_optimizer(cfg, critic.parameters(), cfg.optim.lr_critic) if critic is not None else None
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.train.ema is not None else None
-    evaluator, adaptive = None, None
-    if getattr(data, "kind", "") == "toy" and tuple(data.shape) == (2,):
-        evaluator = toy_evaluator(data, cfg.eval.samples, cfg.train.seed, device, m.z_dim, m.z_dist)
-    elif getattr(data, "kind", "") == "image" and (cfg.eval.every > 0 or cfg.eval.adaptive):
-        from igm.train.evaluation import ImageEvaluator, KIDAdaptiveLR
-
-        evaluator = ImageEvaluator(cfg, data, device)
-        adaptive = KIDAdaptiveLR(cfg, evaluator) if cfg.eval.adaptive else None
+    evaluator, adaptive = _evaluators(cfg, data, device)
     run = Run(
         config=cfg,
         generator=generator,
