@@ -3,10 +3,12 @@ names the problem and, where it helps, the fix."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
-__all__ = ["as_features", "check_pair", "check_finite", "check_batch_size"]
+__all__ = ["as_features", "critic_features", "check_pair", "check_finite", "check_batch_size"]
 
 
 def as_features(t: Tensor, what: str = "features") -> Tensor:
@@ -18,6 +20,15 @@ def as_features(t: Tensor, what: str = "features") -> Tensor:
     if t.dim() == 1:
         return t[:, None]
     return t.reshape(t.shape[0], -1)
+
+
+def critic_features(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``critic(x)`` flattened to (n, d), checked to hold one output per sample."""
+    out = critic(x)
+    if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the critic must return one output per sample; got {shape} for a batch of {x.shape[0]}")
+    return as_features(out, "critic output")
 
 
 def check_pair(real: Tensor, fake: Tensor, what: str = "real and fake batches") -> None:

@@ -24,8 +24,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from igm.checks import critic_features
 from igm.kernels import Kernel
 from igm.mmd import gram_blocks, mmd2_from_gram
+from igm.penalties import forward_jacobians
 
 __all__ = ["METHODS", "MAX_EXACT_SIZE", "gcmmd2", "gcmmd2_critic", "pivoted_cholesky", "critic_jacobians"]
 
@@ -255,9 +257,6 @@ def gcmmd2_critic(
     second forward pass (:func:`igm.penalties.forward_jacobians`).
     stats: ``"gcmmd2"`` and ``"mmd2"`` (biased), detached.
     """
-    from igm.objectives.base import critic_features  # local: objectives import this module
-    from igm.penalties import forward_jacobians
-
     if measure_points is not None and measure_points.shape[1:] != real.shape[1:]:
         raise ValueError(
             f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.checks import check_batch_size, check_finite, check_pair, critic_features  # critic_features: re-exported
 from igm.mmd import gather_ranks, mean_ranks
 from igm.registry import Registry, construct
 
@@ -54,15 +54,6 @@ class WeightClip:
     def apply(self, module: nn.Module) -> None:
         for p in module.parameters():
             p.clamp_(-self.c, self.c)
-
-
-def critic_features(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """``critic(x)`` flattened to (n, d)."""
-    out = critic(x)
-    if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != x.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"the critic must return one output per sample; got {shape} for a batch of {x.shape[0]}")
-    return as_features(out, "critic output")
 
 
 def scalar_output(out: Tensor) -> Tensor:
