@@ -11,12 +11,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 
-if TYPE_CHECKING:
-    import torch
+from igm.nn.latent import sample_latent  # noqa: F401  (moved to igm.nn.latent; re-exported for old imports)
 
 __all__ = [
     "ConfigError",
@@ -38,15 +37,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A bad key or value in a run configuration; the message names the key."""
-
-
-def sample_latent(n: int, z_dim: int, dist: str, generator: "torch.Generator") -> "torch.Tensor":
-    """``n`` latent codes: standard normal, or uniform on [−1, 1] (the SMMD code's choice)."""
-    import torch
-
-    if dist == "uniform":
-        return torch.rand(n, z_dim, generator=generator) * 2 - 1
-    return torch.randn(n, z_dim, generator=generator)
 
 
 @dataclass

@@ -276,7 +276,7 @@ class ShardedImageEvaluator:
         return self.inner.real_features()
 
     def _local_features(self, generator: nn.Module, n: int, seed: int) -> "Tensor | None":
-        from igm.train.config import sample_latent
+        from igm.nn.latent import sample_latent
 
         cfg = self.inner.cfg
         z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, torch.Generator().manual_seed(seed))

@@ -20,7 +20,8 @@ from igm.metrics import fid, kid, relative_test
 from igm.metrics.cache import cached_features
 from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
-from igm.train.config import ConfigError, RunConfig, sample_latent
+from igm.nn.latent import sample_latent
+from igm.train.config import ConfigError, RunConfig
 
 __all__ = ["ImageEvaluator", "KIDAdaptiveLR", "default_extractor"]
 

@@ -27,10 +27,11 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import Tensor, nn
 
+from igm.nn.latent import sample_latent
 from igm.train import checkpoint as ckpt
 from igm.train import speed
 from igm.train.artifacts import WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
-from igm.train.config import RunConfig, sample_latent, to_dict
+from igm.train.config import RunConfig, to_dict
 
 __all__ = ["Run", "Callback", "train", "TrainingDiverged", "TrainingInterrupted", "OutputError", "NonFiniteLoss"]
 

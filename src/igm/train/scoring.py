@@ -15,7 +15,8 @@ from igm.metrics import fid, inception_score, kid
 from igm.metrics.cache import cached_features
 from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
-from igm.train.config import ConfigError, sample_latent
+from igm.nn.latent import sample_latent
+from igm.train.config import ConfigError
 
 __all__ = ["load_images", "score", "format_table"]
 
