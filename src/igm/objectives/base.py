@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from igm.checks import check_batch_size, check_finite, check_pair, critic_features  # critic_features: re-exported
+from igm.checks import check_batch_size, check_finite, check_pair, critic_features, positive  # critic_features: re-exported
 from igm.mmd import gather_ranks, mean_ranks
 from igm.registry import Registry, construct
 
@@ -47,8 +47,7 @@ class WeightClip:
     c: float = 0.01
 
     def __post_init__(self) -> None:
-        if not self.c > 0:
-            raise ValueError(f"weight clipping bound must be positive; got {self.c}")
+        object.__setattr__(self, "c", positive("weight clipping bound c", self.c))
 
     @torch.no_grad()
     def apply(self, module: nn.Module) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 from torch import Tensor, nn
 
 from igm import kernels
+from igm.checks import positive, positive_int
 from igm.constrained.gcmmd import METHODS, gcmmd2_critic
 from igm.kernels import Gaussian, Kernel
 from igm.objectives.base import Objective, Stats, register
@@ -38,13 +39,10 @@ class GradientConstrainedMMD(Objective):
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
-        self.lam = float(self.lam)
-        if not (self.lam > 0 and self.lam != float("inf")):
-            raise ValueError(f"lam must be positive and finite; got {self.lam}")
+        self.lam = positive("lam", self.lam)
         if self.method not in METHODS:
             raise ValueError(f"unknown GCMMD method {self.method!r}; valid: {', '.join(METHODS)}")
-        if self.rank is not None and (isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1):
-            raise ValueError(f"rank must be a positive integer or None; got {self.rank!r}")
+        self.rank = positive_int("rank", self.rank, optional=True)
 
     def _value(self, critic: nn.Module, real: Tensor, fake: Tensor, critic_grad: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)

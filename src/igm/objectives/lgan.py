@@ -7,7 +7,6 @@ batch of real/fake interpolates.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal
 
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from igm.checks import non_negative
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
 from igm.penalties import PENALTIES, gradient_penalty, input_gradient, interpolates
 
@@ -87,11 +87,7 @@ class LipschitzGAN(Objective):
             raise ValueError(f"unknown penalty {self.penalty!r}; valid: {', '.join(PENALTIES)}")
         if self.generator not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator loss {self.generator!r}; valid: {', '.join(GENERATOR_LOSSES)}")
-        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)):
-            raise ValueError(f"lam must be a non-negative number; got {self.lam!r}")
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be non-negative and finite; got {self.lam}")
-        self.lam = float(self.lam)
+        self.lam = non_negative("lam", self.lam)
 
     def _phi(self, t: Tensor) -> Tensor:
         return PHI[self.phi](t)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from igm import kernels
+from igm.checks import non_negative, positive_int
 from igm.mmd import ESTIMATORS, gram_blocks, mmd2_from_gram
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
 from igm.penalties import JACOBIAN_METHODS, PROBES, forward_jacobian_sqnorm, interpolates, jacobian_sqnorm
@@ -62,10 +63,10 @@ class _Scaled(Objective):
             raise ValueError(f"unknown jacobian method {self.jacobian!r}; valid: {', '.join(JACOBIANS)}")
         if self.probe not in PROBES:
             raise ValueError(f"unknown probe {self.probe!r}; valid: {', '.join(PROBES)}")
-        if min(self.grad_weight, self.diag_weight, self.lam) < 0:
-            raise ValueError("grad_weight, diag_weight and lam must be non-negative")
-        if not isinstance(self.projections, int) or isinstance(self.projections, bool) or self.projections < 1:
-            raise ValueError(f"projections must be a positive integer; got {self.projections!r}")
+        self.grad_weight = non_negative("grad_weight", self.grad_weight)
+        self.diag_weight = non_negative("diag_weight", self.diag_weight)
+        self.lam = non_negative("lam", self.lam)
+        self.projections = positive_int("projections", self.projections)
         if kernel.jacobian_weight is None:
             raise ValueError(
                 f"kernel {kernel!r} has no constant Jacobian weight (Σ_i ∂_i∂_(i+D) k(x,x) = c‖∇φ‖²); "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from igm.checks import non_negative
 from igm.objectives.base import Objective, Stats, WeightClip, critic_features, register, scalar_output
 from igm.penalties import PENALTIES, critic_input_gradient, gradient_penalty, interpolates
 
@@ -66,8 +67,7 @@ class WGANGP(Objective):
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {self.penalty!r}; valid: {', '.join(PENALTIES)}")
-        if not self.lam >= 0:
-            raise ValueError(f"lam must be non-negative; got {self.lam}")
+        self.lam = non_negative("lam", self.lam)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
