@@ -14,6 +14,10 @@ Flags the training loop reads:
 - :meth:`after_critic_step`: applies the constraint and updates objective state (Sobolev's
   Lagrange multiplier). State round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
 
+A renamed hyperparameter keeps its old spelling for one release through ``aliases = {"old": "new"}``
+on the class (:mod:`igm.registry`): ``get(name, old=...)``, a config's ``objective.params`` and a
+direct ``Cls(old=...)`` all rename it with a ``DeprecationWarning``.
+
 Data-parallel training: :meth:`Objective.distribute` switches an objective to cross-process
 estimates (``torch.distributed`` must be initialised). With ``"block"`` each process estimates its
 loss on its own batch (the mean of per-process estimates is what gradient averaging optimises);
@@ -33,7 +37,7 @@ from torch import Tensor, nn
 
 from igm.checks import check_batch_size, check_finite, check_pair, critic_features, positive  # critic_features: re-exported
 from igm.mmd import gather_ranks, mean_ranks
-from igm.registry import Registry, construct
+from igm.registry import Registry, construct, hyperparameter_names, naming_aliases, resolve_aliases
 
 __all__ = ["Objective", "WeightClip", "registry", "register", "get", "names", "Stats", "critic_features"]
 
@@ -62,13 +66,26 @@ def scalar_output(out: Tensor) -> Tensor:
     return out.reshape(-1)  # a view with a free backward (out[:, 0] allocates in backward)
 
 
+class _ObjectiveType(type):
+    """The type of objective classes: a constructor call renames the deprecated spellings of
+    ``cls.aliases`` (as :func:`get` does), so ``LipschitzGAN(lam=0.1)`` keeps working."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not any(key in cls.aliases for key in kwargs):
+            return super().__call__(*args, **kwargs)
+        kwargs, renamed = resolve_aliases(cls, kwargs, what=f"objective '{cls.name or cls.__name__}'")
+        with naming_aliases(renamed):
+            return super().__call__(*args, **kwargs)
+
+
 @dataclass
-class Objective:
+class Objective(metaclass=_ObjectiveType):
     """Base class of every objective (a dataclass; subclasses add hyperparameter fields)."""
 
     check_finite: bool = field(default=False, kw_only=True)
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[dict[str, str]] = {}  # deprecated spelling → hyperparameter, e.g. {"lam": "gp_weight"}
     uses_critic: ClassVar[bool] = True
     simultaneous: ClassVar[bool] = False
     scalar_critic: ClassVar[bool] = False  # True: the critic must output one scalar per sample
@@ -161,6 +178,10 @@ def _validate(name: str, cls: type) -> None:
             raise TypeError(f"objective '{name}' must implement {method}")
     if cls.simultaneous and cls.joint_loss is Objective.joint_loss:
         raise TypeError(f"simultaneous objective '{name}' must implement joint_loss")
+    fields = hyperparameter_names(cls)
+    for old, new in cls.aliases.items():
+        if new not in fields or old in fields:
+            raise TypeError(f"objective '{name}': alias {old!r} → {new!r} must rename a non-field to a hyperparameter")
 
 
 registry: Registry[type] = Registry("objective", validator=_validate)

@@ -9,7 +9,7 @@ features in η and in the witness terms ``v``. See :mod:`igm.constrained.gcmmd` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from torch import Tensor, nn
 
@@ -28,25 +28,27 @@ class GradientConstrainedMMD(Objective):
     """critic loss −GCMMD², generator loss +GCMMD² (μ = the real batch).
 
     ``kernel``: a Kernel with analytic derivatives, a short name or a mapping (``igm.kernels.build``);
-    ``lam``: the RKHS-norm weight λ > 0; ``method``: ``"exact"`` Cholesky solve of the M(r+1) system
+    ``rkhs_weight``: the RKHS-norm weight λ > 0 (spelled ``lam`` before, a deprecated alias); ``method``: ``"exact"`` Cholesky solve of the M(r+1) system
     or ``"cholesky"`` (pivoted incomplete Cholesky of rank ``rank`` and Woodbury).
     """
 
+    aliases: ClassVar[dict[str, str]] = {"lam": "rkhs_weight"}
+
     kernel: Kernel | str | Mapping[str, Any] = field(default_factory=lambda: Gaussian(1.0))
-    lam: float = 1.0
+    rkhs_weight: float = 1.0
     method: Literal["exact", "cholesky"] = "exact"
     rank: int | None = None
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
-        self.lam = positive("lam", self.lam)
+        self.rkhs_weight = positive("rkhs_weight", self.rkhs_weight)
         if self.method not in METHODS:
             raise ValueError(f"unknown GCMMD method {self.method!r}; valid: {', '.join(METHODS)}")
         self.rank = positive_int("rank", self.rank, optional=True)
 
     def _value(self, critic: nn.Module, real: Tensor, fake: Tensor, critic_grad: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.lam, method=self.method, rank=self.rank,
+        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.rkhs_weight, method=self.method, rank=self.rank,
                                      critic_grad=critic_grad)
         return value, self._stats(**stats)
 

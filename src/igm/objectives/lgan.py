@@ -48,7 +48,8 @@ GENERATOR_LOSSES = ("linear", "phi")
 @register("lgan")
 @dataclass
 class LipschitzGAN(Objective):
-    """Lipschitz GAN: critic loss E_Q φ(f(y)) + E_P φ(−f(x)) + λ · penalty.
+    """Lipschitz GAN: critic loss E_Q φ(f(y)) + E_P φ(−f(x)) + λ · penalty, λ = ``gp_weight``
+    (spelled ``lam`` before: a deprecated alias).
 
     ``phi`` (φ): "exp" e^t, "softplus" log(1 + e^t), "sqrt" sqrt(t² + 1) + t, "linear" t (WGAN),
     "hinge" max(0, 1 + t), "least-squares" (t + 1)². The first four satisfy the paper's
@@ -74,8 +75,9 @@ class LipschitzGAN(Objective):
     """
 
     scalar_critic: ClassVar[bool] = True
+    aliases: ClassVar[dict[str, str]] = {"lam": "gp_weight"}
 
-    lam: float = 0.1
+    gp_weight: float = 0.1
     penalty: str = "maxgp"
     phi: str = "exp"
     generator: Literal["linear", "phi"] = "linear"
@@ -87,7 +89,7 @@ class LipschitzGAN(Objective):
             raise ValueError(f"unknown penalty {self.penalty!r}; valid: {', '.join(PENALTIES)}")
         if self.generator not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator loss {self.generator!r}; valid: {', '.join(GENERATOR_LOSSES)}")
-        self.lam = non_negative("lam", self.lam)
+        self.gp_weight = non_negative("gp_weight", self.gp_weight)
 
     def _phi(self, t: Tensor) -> Tensor:
         return PHI[self.phi](t)
@@ -104,7 +106,7 @@ class LipschitzGAN(Objective):
         stats = self._stats(
             critic_real=f_real.mean(), critic_fake=f_fake.mean(), penalty=pen, grad_norm_max=norm_max
         )
-        return gan + self.lam * pen, stats
+        return gan + self.gp_weight * pen, stats
 
     def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
