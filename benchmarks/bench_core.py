@@ -229,7 +229,7 @@ def smmd_subsample_loss(obj, critic: nn.Module, real: Tensor, fake: Tensor, k: i
     kern = obj.kernel
     value = mmd2_from_gram(*gram_blocks(fx, fy, kern), estimator=obj.estimator)
     jac = jacobian_sqnorm(f_sub, sub, create_graph=True).mean()
-    denom = obj.lam + obj.diag_weight * kern.diag(fx).mean() + obj.grad_weight * kern.jacobian_weight * jac
+    denom = obj.rkhs_weight + obj.diag_weight * kern.diag(fx).mean() + obj.grad_weight * kern.jacobian_weight * jac
     return -value / denom
 
 

@@ -16,7 +16,7 @@ import yaml
 DEFAULT_DIRAC = (
     "mmd=smmd:grad_weight=0",
     "smmd",
-    "smmd-paper=smmd:grad_weight=1,lam=1",
+    "smmd-paper=smmd:grad_weight=1,rkhs_weight=1",
     "swgan",
     "wgan-gp",
 )

@@ -11,7 +11,6 @@ Radial kernels are written ``K(a, b) = κ(‖a − b‖²)``. In the notation of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor
 
+from igm.checks import positive, positive_tuple
 from igm.registry import Registry
 
 __all__ = [
@@ -248,12 +248,7 @@ class Radial(Kernel):
 def _positive_tuple(name: str, values: Iterable[float]) -> tuple[float, ...]:
     if isinstance(values, (int, float)):
         values = (values,)
-    out = tuple(float(v) for v in values)
-    if not out:
-        raise ValueError(f"{name} must not be empty")
-    if any(not math.isfinite(v) or v <= 0 for v in out):
-        raise ValueError(f"{name} must be positive and finite; got {out}")
-    return out
+    return positive_tuple(name, tuple(float(v) for v in values))  # float(): numeric strings from YAML pass
 
 
 @dataclass(frozen=True)
@@ -347,8 +342,7 @@ class Polynomial(Kernel):
     def __post_init__(self) -> None:
         if int(self.degree) != self.degree or self.degree < 1:
             raise ValueError(f"degree must be a positive integer; got {self.degree}")
-        if self.gamma is not None and not self.gamma > 0:
-            raise ValueError(f"gamma must be positive or None; got {self.gamma}")
+        positive("gamma", self.gamma, optional=True)
 
     def _gamma(self, d: int) -> float:
         return 1.0 / d if self.gamma is None else float(self.gamma)
@@ -432,8 +426,7 @@ class Scaled(Kernel):
     def __post_init__(self) -> None:
         if not isinstance(self.kernel, Kernel):
             raise ValueError("Scaled needs a Kernel")
-        if not (math.isfinite(self.weight) and self.weight > 0):
-            raise ValueError(f"kernel weight must be positive and finite; got {self.weight}")
+        positive("kernel weight", self.weight)
 
     def gram(self, pw: Pairwise) -> Tensor:
         return self.weight * self.kernel.gram(pw)

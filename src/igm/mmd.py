@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.checks import as_features, check_batch_size, check_finite, check_pair, positive_int
 from igm.kernels import Kernel, Pairwise
 
 __all__ = [
@@ -89,8 +89,7 @@ def mmd2_block(x: Tensor, y: Tensor, kernel: Kernel, blocks: int, *, check_finit
     """Mean of unbiased MMD² estimates over ``blocks`` disjoint, equal-sized, contiguous blocks
     (as with one block per device in data-parallel training)."""
     x, y = _prepare(x, y, check_finite)
-    if not isinstance(blocks, int) or blocks < 1:
-        raise ValueError(f"blocks must be a positive integer; got {blocks!r}")
+    positive_int("blocks", blocks)
     m, n = x.shape[0], y.shape[0]
     if m % blocks or n % blocks:
         raise ValueError(f"batch sizes ({m}, {n}) must be divisible by the number of blocks ({blocks})")

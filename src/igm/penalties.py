@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from igm.checks import as_features
+from igm.checks import as_features, positive_int
 
 __all__ = [
     "PENALTIES",
@@ -111,8 +111,7 @@ def jacobian_sqnorm(
             (g,) = torch.autograd.grad(phi[:, p].sum(), inputs, create_graph=create_graph, retain_graph=True)
             total = total + g.reshape(n, -1).pow(2).sum(1)
         return total
-    if not isinstance(projections, int) or isinstance(projections, bool) or projections < 1:
-        raise ValueError(f"projections must be a positive integer; got {projections!r}")
+    positive_int("projections", projections)
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; valid: {', '.join(PROBES)}")
     for _ in range(projections):

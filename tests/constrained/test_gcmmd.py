@@ -352,3 +352,27 @@ def test_generator_step_needs_no_critic_graph():
     g2 = torch.autograd.grad(with_graph, list(gen.parameters()))
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+# -- layering ----------------------------------------------------------------------------------------
+
+
+def test_constrained_does_not_import_objectives():
+    """constrained/ is a lower layer than objectives/: importing it (and running the critic
+    estimator) pulls in no objective; ``critic_features`` lives in igm.checks and is re-exported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from igm.constrained import gcmmd2_critic\n"
+        "from igm.kernels import Gaussian\n"
+        "x = torch.randn(4, 2, dtype=torch.float64)\n"
+        "gcmmd2_critic(torch.nn.Linear(2, 3).double(), x, x + 1, Gaussian(1.0), 1.0)\n"
+        "assert not any(m.startswith('igm.objectives') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    from igm.checks import critic_features
+    from igm.objectives import base
+
+    assert base.critic_features is critic_features

@@ -144,7 +144,7 @@ def test_defaults_and_registry():
     obj = get("lgan")
     assert isinstance(obj, LipschitzGAN)
     assert obj.hyperparameters() == {
-        "lam": 0.1,
+        "gp_weight": 0.1,  # renamed from lam (the alias: tests/objectives/test_aliases.py)
         "penalty": "maxgp",
         "phi": "exp",
         "generator": "linear",

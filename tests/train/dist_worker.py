@@ -234,7 +234,7 @@ def _single_process_metrics(run) -> dict[str, Any]:
     """The evaluator's metrics computed here on this process alone, from all the latents (no
     collective): the reference the synced evaluation must reproduce."""
     from igm.metrics import fid, kid, toy_metrics
-    from igm.train.config import sample_latent
+    from igm.nn.latent import sample_latent
 
     cfg, g = run.config, run.generator.eval()
     if getattr(run.data, "kind", "") == "toy":

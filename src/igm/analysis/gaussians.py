@@ -96,7 +96,7 @@ def distances(x: Tensor, y: Tensor, psi: float, lam: float, measure_points: int)
     parametrisation, μ = P) and GCMMD² (μ = the first ``measure_points`` of x)."""
     critic = LinearFeature(psi)
     kernel = kernels.Gaussian(1.0)
-    smmd = objectives.get("smmd", kernel=kernel, lam=lam, diag_weight=1.0, grad_weight=1.0, estimator="biased")
+    smmd = objectives.get("smmd", kernel=kernel, rkhs_weight=lam, diag_weight=1.0, grad_weight=1.0, estimator="biased")
     _, stats = smmd.critic_loss(critic, x, y)
     gc, gstats = gcmmd2_critic(critic, x, y, kernel, lam, measure_points=x[:measure_points])
     return {

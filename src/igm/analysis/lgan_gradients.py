@@ -112,7 +112,7 @@ def train_critic(opts: LGANGradientOptions, variant: str, real: Tensor, fake: Te
     stats. Each step pairs a random permutation of the reals with the fakes repeated to the same
     size, so the penalty's interpolates cover every real mode."""
     phi, penalty, lam = parse_variant(variant, opts.lam)
-    objective = objectives.get("lgan", phi=phi, penalty=penalty, lam=lam)
+    objective = objectives.get("lgan", phi=phi, penalty=penalty, gp_weight=lam)
     torch.manual_seed(opts.seed)
     critic = make_critic(opts)
     opt = torch.optim.Adam(critic.parameters(), lr=opts.lr, betas=(0.5, 0.9))

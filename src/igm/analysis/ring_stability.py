@@ -203,7 +203,7 @@ def run_config(method: str, hidden: int, z_dim: int, opts: RingStabilityOptions)
 
 
 def _final_samples(generator: torch.nn.Module, z_dim: int, n: int, seed: int, device) -> np.ndarray:
-    from igm.train.config import sample_latent
+    from igm.nn.latent import sample_latent
 
     g = torch.Generator().manual_seed(seed + 424242)
     was = generator.training

@@ -24,8 +24,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from igm.checks import critic_features, non_negative, positive, positive_int
 from igm.kernels import Kernel
 from igm.mmd import gram_blocks, mmd2_from_gram
+from igm.penalties import forward_jacobians
 
 __all__ = ["METHODS", "MAX_EXACT_SIZE", "gcmmd2", "gcmmd2_critic", "pivoted_cholesky", "critic_jacobians"]
 
@@ -49,13 +51,8 @@ def pivoted_cholesky(matrix: Tensor, rank: int | None = None, tol: float = 1e-6)
         shape = tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
         raise ValueError(f"pivoted_cholesky needs a square matrix; got shape {shape}")
     n = matrix.shape[0]
-    if rank is None:
-        rank = n
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be a positive integer or None; got {rank!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be non-negative; got {tol}")
-    rank = min(rank, n)
+    rank = min(positive_int("rank", rank, optional=True) or n, n)
+    non_negative("tol", tol)
     pivots: list[int] = []
     with torch.no_grad():
         a = matrix.detach()
@@ -117,8 +114,7 @@ def _check_inputs(fx: Tensor, fy: Tensor, fz: Tensor, jacobians: Tensor, lam: fl
         )
     if len({t.dtype for t in (fx, fy, fz, jacobians)}) != 1 or not fx.is_floating_point():
         raise ValueError(f"inputs must share one floating dtype; got {[t.dtype for t in (fx, fy, fz, jacobians)]}")
-    if not lam > 0 or lam == float("inf"):
-        raise ValueError(f"lam must be positive and finite; got {lam}")
+    positive("lam", lam)
 
 
 def gcmmd2(
@@ -162,8 +158,7 @@ def _gcmmd2_parts(
     _check_inputs(fx, fy, fz, jacobians, lam)
     if method not in METHODS:
         raise ValueError(f"unknown GCMMD method {method!r}; valid: {', '.join(METHODS)}")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        raise ValueError(f"rank must be a positive integer or None; got {rank!r}")
+    positive_int("rank", rank, optional=True)
     big_m, d, big_d = jacobians.shape
     r = min(big_d, d)
     size = big_m * (r + 1)
@@ -255,9 +250,6 @@ def gcmmd2_critic(
     second forward pass (:func:`igm.penalties.forward_jacobians`).
     stats: ``"gcmmd2"`` and ``"mmd2"`` (biased), detached.
     """
-    from igm.objectives.base import critic_features  # local: objectives import this module
-    from igm.penalties import forward_jacobians
-
     if measure_points is not None and measure_points.shape[1:] != real.shape[1:]:
         raise ValueError(
             f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "

@@ -15,12 +15,13 @@ toy problems (DiracGAN, 2-D mixtures), not for image data.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from igm.checks import positive
 
 __all__ = ["LipschitzMMDResult", "lipschitz_mmd"]
 
@@ -158,9 +159,7 @@ def lipschitz_mmd(
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"x and y dimensions differ: {xs.shape[1]} vs {ys.shape[1]}")
     dim = xs.shape[1]
-    for name, val in (("lipschitz", lipschitz), ("rkhs_bound", rkhs_bound)):
-        if not (isinstance(val, numbers.Real) and np.isfinite(val) and val > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {val!r}")
+    lipschitz, rkhs_bound = positive("lipschitz", lipschitz), positive("rkhs_bound", rkhs_bound)
 
     g = default_grid(np.vstack([xs, ys])) if grid is None else _as_2d(grid, "grid")
     if g.shape[1] != dim:

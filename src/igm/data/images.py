@@ -15,18 +15,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from igm.checks import positive_int
+
 from .base import FiniteDataset, registry, uint8_to_unit
 
 __all__ = ["ImageFolder", "CelebA", "LSUN", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -65,8 +61,8 @@ class ImageFolder(FiniteDataset):
             raise FileNotFoundError(f"image folder {str(root)!r} does not exist; expected {expected}")
         if not root.is_dir():
             raise ValueError(f"{str(root)!r} is not a folder; expected {expected}")
-        self.size = _positive_int("size", size)
-        self.crop = None if crop is None else _positive_int("crop", crop)
+        self.size = positive_int("size", size)
+        self.crop = None if crop is None else positive_int("crop", crop)
         self.channels = channels
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3; got {channels!r}")

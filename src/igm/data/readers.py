@@ -20,8 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from igm.checks import positive_int
+
 from .base import TensorDataset, registry, uint8_to_unit
-from .images import IMAGE_SUFFIXES, LSUN, CelebA, ImageFolder, _choice, _positive_int
+from .images import IMAGE_SUFFIXES, LSUN, CelebA, ImageFolder, _choice
 
 __all__ = ["ImageFolder", "CelebA", "LSUN", "NpyDataset", "MNIST", "CIFAR10", "IMAGE_SUFFIXES"]
 
@@ -130,7 +132,7 @@ class MNIST(TensorDataset):
 
     def __init__(self, path: str | Path, split: str = "train", size: int = 28):
         prefix = {"train": "train", "test": "t10k"}[_choice("split", split, ("train", "test"))]
-        size = _positive_int("size", size)
+        size = positive_int("size", size)
         root = Path(path).expanduser()
         expected = f"a folder containing {prefix}-images-idx3-ubyte (or {prefix}-images-idx3-ubyte.gz)"
         if not root.is_dir():

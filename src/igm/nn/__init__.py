@@ -1,5 +1,5 @@
 """Network architectures (MLP, DCGAN, SN-GAN CNN, WGAN-GP ResNet, autoencoder critic) and the
-spectral parametrisation of critics.
+spectral parametrisation of critics; the generator's latent codes (``sample_latent``).
 
 ``igm.nn.build(name, role, shape=..., z_dim=..., out_dim=1, spectral=None, **params)`` builds one;
 ``igm.nn.names()`` lists them.  See ``docs/architectures.md``.
@@ -7,6 +7,7 @@ spectral parametrisation of critics.
 
 from igm.nn.autoencoder import AutoEncoderCritic, dcgan_autoencoder
 from igm.nn.dcgan import DCGANCritic, DCGANGenerator
+from igm.nn.latent import LATENT_DISTS, sample_latent
 from igm.nn.mlp import MLP, MLPCritic, MLPGenerator
 from igm.nn.registry import architectures, build, names, parameters
 from igm.nn.resnet import ResNetCritic, ResNetGenerator
@@ -17,6 +18,7 @@ __all__ = [
     "AutoEncoderCritic",
     "DCGANCritic",
     "DCGANGenerator",
+    "LATENT_DISTS",
     "MLP",
     "MLPCritic",
     "MLPGenerator",
@@ -31,5 +33,6 @@ __all__ = [
     "layer_spectra",
     "names",
     "parameters",
+    "sample_latent",
     "spectral_parametrize",
 ]

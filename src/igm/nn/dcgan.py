@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from igm.checks import positive_int
+
 __all__ = ["DCGANCritic", "DCGANGenerator", "NORMS", "image_shape", "num_stages", "stage_widths", "dcgan_init"]
 
 NORMS = ("none", "batch", "layer")
@@ -54,19 +56,13 @@ def num_stages(size: int, arch: str, *, allow_28: bool = False) -> int:
 
 def stage_widths(channels: Sequence[int] | None, base_channels: int, k: int, arch: str) -> tuple[int, ...]:
     """Per-stage widths: ``channels`` if given (length ``k``), else ``base · 2**i``."""
-    if not isinstance(base_channels, int) or isinstance(base_channels, bool) or base_channels < 1:
-        raise ValueError(f"base_channels must be a positive int; got {base_channels!r}")
+    positive_int("base_channels", base_channels)
     if channels is None:
         return tuple(base_channels * 2**i for i in range(k))
     widths = tuple(channels)
     if len(widths) != k or not all(isinstance(w, int) and w > 0 for w in widths):
         raise ValueError(f"{arch}: channels must be {k} positive ints (one per stage) for this size; got {channels!r}")
     return widths
-
-
-def _check_dim(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -97,7 +93,7 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "dcgan")
-        _check_dim("z_dim", z_dim)
+        positive_int("z_dim", z_dim)
         k = num_stages(size, "dcgan", allow_28=True)
         widths = stage_widths(channels, base_channels, k, "dcgan")[::-1]  # deepest first
         self.z_dim, self.bottom = z_dim, widths[0]
@@ -136,7 +132,7 @@ class DCGANCritic(nn.Module):
     ) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "dcgan")
-        _check_dim("out_dim", out_dim)
+        positive_int("out_dim", out_dim)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
         k = num_stages(size, "dcgan", allow_28=True)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from igm.checks import positive_int
+
 __all__ = ["ACTIVATIONS", "MLP", "MLPCritic", "MLPGenerator", "make_activation", "check_shape"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
@@ -39,12 +41,6 @@ def check_shape(shape: Sequence[int]) -> tuple[int, ...]:
     return dims
 
 
-def _check_positive(**values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key} must be a positive int; got {value!r}")
-
-
 class MLP(nn.Module):
     """``in_dim → [Linear(·, hidden) → activation] × depth → Linear(·, out_dim)``.
 
@@ -53,7 +49,8 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 100, depth: int = 2, activation: str = "relu") -> None:
         super().__init__()
-        _check_positive(in_dim=in_dim, out_dim=out_dim, hidden=hidden)
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("hidden", hidden)):
+            positive_int(name, value)
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative int; got {depth!r}")
         make_activation(activation)  # validate early

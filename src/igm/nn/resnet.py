@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from igm.checks import positive_int
 from igm.nn.dcgan import image_shape, num_stages
 
 __all__ = ["ResNetCritic", "ResNetGenerator", "ResBlockDown", "ResBlockUp", "ResBlock"]
@@ -40,11 +41,6 @@ def _linear(w_in: int, w_out: int) -> nn.Linear:
     nn.init.xavier_uniform_(lin.weight)
     nn.init.zeros_(lin.bias)
     return lin
-
-
-def _check_dim(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
 
 
 class ResBlockUp(nn.Module):
@@ -97,8 +93,8 @@ class ResNetGenerator(nn.Module):
     def __init__(self, shape: Sequence[int], z_dim: int = 128, channels: int = 128) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "resnet")
-        _check_dim("z_dim", z_dim)
-        _check_dim("channels", channels)
+        positive_int("z_dim", z_dim)
+        positive_int("channels", channels)
         k = num_stages(size, "resnet")
         self.z_dim, self.channels = z_dim, channels
         self.fc = _linear(z_dim, 16 * channels)
@@ -115,8 +111,8 @@ class ResNetCritic(nn.Module):
     def __init__(self, shape: Sequence[int], out_dim: int = 1, channels: int = 128) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "resnet")
-        _check_dim("out_dim", out_dim)
-        _check_dim("channels", channels)
+        positive_int("out_dim", out_dim)
+        positive_int("channels", channels)
         n_down = max(1, num_stages(size, "resnet") - 1)
         blocks: list[nn.Module] = [ResBlockDown(c, channels, first=True)]
         blocks += [ResBlockDown(channels, channels) for _ in range(n_down - 1)]

@@ -23,14 +23,10 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from igm.checks import positive_int
 from igm.nn.dcgan import dcgan_init, image_shape, num_stages, stage_widths
 
 __all__ = ["SNGANCritic", "SNGANGenerator"]
-
-
-def _check_dim(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
 
 
 class SNGANGenerator(nn.Module):
@@ -39,7 +35,7 @@ class SNGANGenerator(nn.Module):
     def __init__(self, shape: Sequence[int], z_dim: int = 128, base_channels: int = 64) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "sngan")
-        _check_dim("z_dim", z_dim)
+        positive_int("z_dim", z_dim)
         k = num_stages(size, "sngan")
         widths = stage_widths(None, base_channels, k + 1, "sngan")[::-1]  # base·2^k, ..., base
         self.z_dim, self.bottom = z_dim, widths[0]
@@ -63,7 +59,7 @@ class SNGANCritic(nn.Module):
     ) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "sngan")
-        _check_dim("out_dim", out_dim)
+        positive_int("out_dim", out_dim)
         k = num_stages(size, "sngan")
         widths = stage_widths(None, base_channels, k, "sngan")
         layers: list[nn.Module] = []

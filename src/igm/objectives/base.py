@@ -26,6 +26,10 @@ checks each registered objective's declaration against what its losses do):
 - ``generator_reads_real``: the generator loss depends on the real batch (the MMD family); False
   for losses of the critic's values at the fakes alone (GAN, WGAN, LGAN, Sobolev).
 
+A renamed hyperparameter keeps its old spelling for one release through ``aliases = {"old": "new"}``
+on the class (:mod:`igm.registry`): ``get(name, old=...)``, a config's ``objective.params`` and a
+direct ``Cls(old=...)`` all rename it with a ``DeprecationWarning``.
+
 Data-parallel training: :meth:`Objective.distribute` switches an objective to cross-process
 estimates (``torch.distributed`` must be initialised). With ``"block"`` each process estimates its
 loss on its own batch (the mean of per-process estimates is what gradient averaging optimises);
@@ -38,14 +42,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from igm.checks import as_features, check_batch_size, check_finite, check_pair
+from igm.checks import check_batch_size, check_finite, check_pair, critic_features, positive  # critic_features: re-exported
 from igm.mmd import gather_ranks, mean_ranks
-from igm.registry import Registry, construct
+from igm.registry import Registry, construct, hyperparameter_names, naming_aliases, resolve_aliases
 
 __all__ = ["Objective", "WeightClip", "registry", "register", "get", "names", "Stats", "critic_features"]
 
@@ -59,22 +63,12 @@ class WeightClip:
     c: float = 0.01
 
     def __post_init__(self) -> None:
-        if not self.c > 0:
-            raise ValueError(f"weight clipping bound must be positive; got {self.c}")
+        object.__setattr__(self, "c", positive("weight clipping bound c", self.c))
 
     @torch.no_grad()
     def apply(self, module: nn.Module) -> None:
         for p in module.parameters():
             p.clamp_(-self.c, self.c)
-
-
-def critic_features(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """``critic(x)`` flattened to (n, d)."""
-    out = critic(x)
-    if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != x.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"the critic must return one output per sample; got {shape} for a batch of {x.shape[0]}")
-    return as_features(out, "critic output")
 
 
 def scalar_output(out: Tensor) -> Tensor:
@@ -84,13 +78,26 @@ def scalar_output(out: Tensor) -> Tensor:
     return out.reshape(-1)  # a view with a free backward (out[:, 0] allocates in backward)
 
 
+class _ObjectiveType(type):
+    """The type of objective classes: a constructor call renames the deprecated spellings of
+    ``cls.aliases`` (as :func:`get` does), so ``LipschitzGAN(lam=0.1)`` keeps working."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not any(key in cls.aliases for key in kwargs):
+            return super().__call__(*args, **kwargs)
+        kwargs, renamed = resolve_aliases(cls, kwargs, what=f"objective '{cls.name or cls.__name__}'")
+        with naming_aliases(renamed):
+            return super().__call__(*args, **kwargs)
+
+
 @dataclass
-class Objective:
+class Objective(metaclass=_ObjectiveType):
     """Base class of every objective (a dataclass; subclasses add hyperparameter fields)."""
 
     check_finite: bool = field(default=False, kw_only=True)
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[dict[str, str]] = {}  # deprecated spelling → hyperparameter, e.g. {"lam": "gp_weight"}
     uses_critic: ClassVar[bool] = True
     simultaneous: ClassVar[bool] = False
     scalar_critic: ClassVar[bool] = False  # True: the critic must output one scalar per sample
@@ -188,6 +195,10 @@ def _validate(name: str, cls: type) -> None:
             raise TypeError(f"objective '{name}' must implement {method}")
     if cls.simultaneous and cls.joint_loss is Objective.joint_loss:
         raise TypeError(f"simultaneous objective '{name}' must implement joint_loss")
+    fields = hyperparameter_names(cls)
+    for old, new in cls.aliases.items():
+        if new not in fields or old in fields:
+            raise TypeError(f"objective '{name}': alias {old!r} → {new!r} must rename a non-field to a hyperparameter")
 
 
 registry: Registry[type] = Registry("objective", validator=_validate)

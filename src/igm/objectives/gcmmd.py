@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Mapping
 from torch import Tensor, nn
 
 from igm import kernels
+from igm.checks import positive, positive_int
 from igm.constrained.gcmmd import METHODS, gcmmd2_critic
 from igm.kernels import Gaussian, Kernel
 from igm.objectives.base import Objective, Stats, register
@@ -27,33 +28,31 @@ class GradientConstrainedMMD(Objective):
     """critic loss −GCMMD², generator loss +GCMMD² (μ = the real batch).
 
     ``kernel``: a Kernel with analytic derivatives, a short name or a mapping (``igm.kernels.build``);
-    ``lam``: the RKHS-norm weight λ > 0; ``method``: ``"exact"`` Cholesky solve of the M(r+1) system
+    ``rkhs_weight``: the RKHS-norm weight λ > 0 (spelled ``lam`` before, a deprecated alias); ``method``: ``"exact"`` Cholesky solve of the M(r+1) system
     or ``"cholesky"`` (pivoted incomplete Cholesky of rank ``rank`` and Woodbury).
     """
 
+    aliases: ClassVar[dict[str, str]] = {"lam": "rkhs_weight"}
     double_backward: ClassVar[bool] = True
     bf16_forwards: ClassVar[bool] = False
     generator_reads_real: ClassVar[bool] = True
     speed_note: ClassVar[str] = "a ridge-regularised solve built from kernel derivatives and critic Jacobians: auto keeps float32"
 
     kernel: Kernel | str | Mapping[str, Any] = field(default_factory=lambda: Gaussian(1.0))
-    lam: float = 1.0
+    rkhs_weight: float = 1.0
     method: Literal["exact", "cholesky"] = "exact"
     rank: int | None = None
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
-        self.lam = float(self.lam)
-        if not (self.lam > 0 and self.lam != float("inf")):
-            raise ValueError(f"lam must be positive and finite; got {self.lam}")
+        self.rkhs_weight = positive("rkhs_weight", self.rkhs_weight)
         if self.method not in METHODS:
             raise ValueError(f"unknown GCMMD method {self.method!r}; valid: {', '.join(METHODS)}")
-        if self.rank is not None and (isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1):
-            raise ValueError(f"rank must be a positive integer or None; got {self.rank!r}")
+        self.rank = positive_int("rank", self.rank, optional=True)
 
     def _value(self, critic: nn.Module, real: Tensor, fake: Tensor, critic_grad: bool) -> tuple[Tensor, Stats]:
         self._check(real, fake)
-        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.lam, method=self.method, rank=self.rank,
+        value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.rkhs_weight, method=self.method, rank=self.rank,
                                      critic_grad=critic_grad)
         return value, self._stats(**stats)
 

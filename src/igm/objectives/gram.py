@@ -42,6 +42,7 @@ from typing import ClassVar, Sequence
 import torch
 from torch import Tensor, nn
 
+from igm.checks import non_negative, positive, positive_tuple
 from igm.kernels import Pairwise
 from igm.mmd import mmd2_from_gram
 from igm.objectives.base import Objective, Stats, critic_features, register
@@ -105,16 +106,11 @@ def _resolve_sigmas(fx: Tensor, fy: Tensor, sigmas: Sequence[float] | float | No
 
 
 def _validate_sigmas(sigmas: Sequence[float] | float) -> tuple[float, ...]:
-    values = (sigmas,) if isinstance(sigmas, (int, float)) else tuple(sigmas)
-    if not values or any(not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0) for s in values):
-        raise ValueError(f"GRAM sigmas must be a non-empty sequence of positive finite numbers or None; got {sigmas!r}")
-    return tuple(float(s) for s in values)
+    return positive_tuple("GRAM sigmas", sigmas)
 
 
 def _validate_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"GRAM eps must be a positive finite number; got {eps!r}")
-    return float(eps)
+    return positive("GRAM eps", eps)
 
 
 def density_ratio(fx: Tensor, fy: Tensor, sigmas: Sequence[float] | float | None, eps: float = 1e-3) -> Tensor:
@@ -159,10 +155,7 @@ class GRAM(Objective):
         if self.sigmas is not None:
             self.sigmas = _validate_sigmas(self.sigmas)
         self.eps = _validate_eps(self.eps)
-        p = self.positivity
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (math.isfinite(p) and p >= 0):
-            raise ValueError(f"GRAM positivity must be a finite number ≥ 0; got {p!r}")
-        self.positivity = float(p)
+        self.positivity = non_negative("GRAM positivity", self.positivity)
         if not isinstance(self.generator_sqrt, bool):
             raise ValueError(f"GRAM generator_sqrt must be a bool; got {self.generator_sqrt!r}")
 

@@ -7,7 +7,6 @@ batch of real/fake interpolates.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal
 
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from igm.checks import non_negative
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
 from igm.penalties import PENALTIES, gradient_penalty, input_gradient, interpolates
 
@@ -48,7 +48,8 @@ GENERATOR_LOSSES = ("linear", "phi")
 @register("lgan")
 @dataclass
 class LipschitzGAN(Objective):
-    """Lipschitz GAN: critic loss E_Q φ(f(y)) + E_P φ(−f(x)) + λ · penalty.
+    """Lipschitz GAN: critic loss E_Q φ(f(y)) + E_P φ(−f(x)) + λ · penalty, λ = ``gp_weight``
+    (spelled ``lam`` before: a deprecated alias).
 
     ``phi`` (φ): "exp" e^t, "softplus" log(1 + e^t), "sqrt" sqrt(t² + 1) + t, "linear" t (WGAN),
     "hinge" max(0, 1 + t), "least-squares" (t + 1)². The first four satisfy the paper's
@@ -79,8 +80,9 @@ class LipschitzGAN(Objective):
     speed_note: ClassVar[str] = "MaxGP/GP: input gradient through the bf16 graph, norms and φ in float32"
 
     scalar_critic: ClassVar[bool] = True
+    aliases: ClassVar[dict[str, str]] = {"lam": "gp_weight"}
 
-    lam: float = 0.1
+    gp_weight: float = 0.1
     penalty: str = "maxgp"
     phi: str = "exp"
     generator: Literal["linear", "phi"] = "linear"
@@ -92,11 +94,7 @@ class LipschitzGAN(Objective):
             raise ValueError(f"unknown penalty {self.penalty!r}; valid: {', '.join(PENALTIES)}")
         if self.generator not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator loss {self.generator!r}; valid: {', '.join(GENERATOR_LOSSES)}")
-        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)):
-            raise ValueError(f"lam must be a non-negative number; got {self.lam!r}")
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be non-negative and finite; got {self.lam}")
-        self.lam = float(self.lam)
+        self.gp_weight = non_negative("gp_weight", self.gp_weight)
 
     def _phi(self, t: Tensor) -> Tensor:
         return PHI[self.phi](t)
@@ -113,7 +111,7 @@ class LipschitzGAN(Objective):
         stats = self._stats(
             critic_real=f_real.mean(), critic_fake=f_fake.mean(), penalty=pen, grad_norm_max=norm_max
         )
-        return gan + self.lam * pen, stats
+        return gan + self.gp_weight * pen, stats
 
     def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from igm import kernels
+from igm.checks import non_negative
 from igm.mmd import gram_blocks, mmd2_from_gram
 from igm.objectives.base import Objective, Stats, WeightClip, critic_features, register
 from igm.penalties import gradient_penalty, input_gradient, interpolates
@@ -52,8 +53,8 @@ class MMDGAN(Objective):
         self.kernel = kernels.build(self.kernel)
         if self.clip is not None:
             WeightClip(self.clip)
-        if self.ae_weight < 0 or self.feasible_weight < 0:
-            raise ValueError("ae_weight and feasible_weight must be non-negative")
+        self.ae_weight = non_negative("ae_weight", self.ae_weight)
+        self.feasible_weight = non_negative("feasible_weight", self.feasible_weight)
 
     @property
     def constraint(self) -> WeightClip | None:
@@ -118,8 +119,8 @@ class MMDGANGP(Objective):
 
     def __post_init__(self) -> None:
         self.kernel = _default_demystifying_kernel() if self.kernel is None else kernels.build(self.kernel)
-        if self.gp_weight < 0 or self.l2_weight < 0:
-            raise ValueError("gp_weight and l2_weight must be non-negative")
+        self.gp_weight = non_negative("gp_weight", self.gp_weight)
+        self.l2_weight = non_negative("l2_weight", self.l2_weight)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)

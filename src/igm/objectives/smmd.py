@@ -5,10 +5,13 @@ SMMD² = σ² · MMD²_{k_ψ}, with
     σ⁻² = λ + w_diag · E_μ k(x, x) + w_grad · E_μ Σ_i ∂_i ∂_{i+D} k(x, x)
         = λ + w_diag · E_μ k(x, x) + w_grad · c_K · E_μ ‖∇_x φ(x)‖²_F,
 
-where ``c_K = kernel.jacobian_weight`` (2 g'(0) for a radial kernel, 1 for the linear kernel).
+where ``c_K = kernel.jacobian_weight`` (2 g'(0) for a radial kernel, 1 for the linear kernel). The
+three weights are those of the terms of the constraint the scale comes from,
+λ‖f‖²_H + w_diag ‖f‖²_{L2(μ)} + w_grad ‖∇f‖²_{L2(μ)}: ``rkhs_weight`` = λ (spelled ``lam`` before, a
+deprecated alias), ``diag_weight`` = w_diag, ``grad_weight`` = w_grad.
 
-- The paper's parametrisation: ``lam=λ, diag_weight=1, grad_weight=1``.
-- The authors' code (the default): Gaussian σ = 1, ``lam=0, diag_weight=1, grad_weight=10``, i.e.
+- The paper's parametrisation: ``rkhs_weight=λ, diag_weight=1, grad_weight=1``.
+- The authors' code (the default): Gaussian σ = 1, ``rkhs_weight=0, diag_weight=1, grad_weight=10``, i.e.
   scale = 1 / (1 + 10 E_P ‖∇φ‖²).
 - SWGAN as in the code: linear kernel on a scalar critic, scale = 1 / (1 + 10 (E φ² + E ‖∇φ‖²)).
 
@@ -30,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from igm import kernels
+from igm.checks import non_negative, positive_int
 from igm.mmd import ESTIMATORS, gram_blocks, mmd2_from_gram
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
 from igm.penalties import JACOBIAN_METHODS, PROBES, forward_jacobian_sqnorm, interpolates, jacobian_sqnorm
@@ -47,9 +51,11 @@ class _Scaled(Objective):
     dimension D is below the feature dimension d) or ``"projection"`` (the Hutchinson estimate
     with ``projections`` probes per sample of the kind ``probe``)."""
 
+    aliases: ClassVar[dict[str, str]] = {"lam": "rkhs_weight"}
+
     grad_weight: float = 10.0
     diag_weight: float = 1.0
-    lam: float = 0.0
+    rkhs_weight: float = 0.0
     measure: str = "target"
     jacobian: str = "exact"
     projections: int = 1
@@ -62,10 +68,10 @@ class _Scaled(Objective):
             raise ValueError(f"unknown jacobian method {self.jacobian!r}; valid: {', '.join(JACOBIANS)}")
         if self.probe not in PROBES:
             raise ValueError(f"unknown probe {self.probe!r}; valid: {', '.join(PROBES)}")
-        if min(self.grad_weight, self.diag_weight, self.lam) < 0:
-            raise ValueError("grad_weight, diag_weight and lam must be non-negative")
-        if not isinstance(self.projections, int) or isinstance(self.projections, bool) or self.projections < 1:
-            raise ValueError(f"projections must be a positive integer; got {self.projections!r}")
+        self.grad_weight = non_negative("grad_weight", self.grad_weight)
+        self.diag_weight = non_negative("diag_weight", self.diag_weight)
+        self.rkhs_weight = non_negative("rkhs_weight", self.rkhs_weight)
+        self.projections = positive_int("projections", self.projections)
         if kernel.jacobian_weight is None:
             raise ValueError(
                 f"kernel {kernel!r} has no constant Jacobian weight (Σ_i ∂_i∂_(i+D) k(x,x) = c‖∇φ‖²); "
@@ -112,7 +118,7 @@ class _Scaled(Objective):
         diag_mean = torch.stack([kernel.diag(feats).mean() for feats, _ in groups]).mean()
         if self._parallel is not None:  # data-parallel: E_μ over the global batch, in one all-reduce
             jac_mean, diag_mean = self._rank_mean(torch.stack([jac_mean, diag_mean])).unbind()
-        denom = self.lam + self.diag_weight * diag_mean + self.grad_weight * kernel.jacobian_weight * jac_mean
+        denom = self.rkhs_weight + self.diag_weight * diag_mean + self.grad_weight * kernel.jacobian_weight * jac_mean
         scale = 1.0 / denom
         return (scale, jac_mean) if create_graph else (scale.detach(), jac_mean.detach())
 
@@ -161,7 +167,7 @@ class ScaledMMD(_Scaled):
 @dataclass
 class ScaledWGAN(_Scaled):
     """Linear kernel on a scalar critic: critic loss −(E φ(x) − E φ(y)) · sqrt(scale), generator
-    loss its negative, scale = 1 / (lam + diag_weight E φ² + grad_weight E ‖∇φ‖²) — by default the
+    loss its negative, scale = 1 / (rkhs_weight + diag_weight E φ² + grad_weight E ‖∇φ‖²) — by default the
     authors' 1 / (1 + 10 (E φ² + E ‖∇φ‖²))."""
 
     double_backward: ClassVar[bool] = True
@@ -174,7 +180,7 @@ class ScaledWGAN(_Scaled):
 
     grad_weight: float = 10.0
     diag_weight: float = 10.0
-    lam: float = 1.0
+    rkhs_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self._validate_scale(kernels.Linear())

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from igm.checks import positive
 from igm.objectives.base import Objective, Stats, critic_features, register, scalar_output
 from igm.penalties import input_gradient
 
@@ -65,11 +66,7 @@ class SobolevGAN(Objective):
     multiplier: float = field(default=0.0, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.rho, bool) or not isinstance(self.rho, (int, float)):
-            raise ValueError(f"rho must be a positive number; got {self.rho!r}")
-        if not (math.isfinite(self.rho) and self.rho > 0):
-            raise ValueError(f"rho must be positive and finite; got {self.rho}")
-        self.rho = float(self.rho)
+        self.rho = positive("rho", self.rho)
 
     # -- losses --------------------------------------------------------------------------------
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:

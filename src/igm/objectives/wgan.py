@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from igm.checks import non_negative
 from igm.objectives.base import Objective, Stats, WeightClip, critic_features, register, scalar_output
 from igm.penalties import PENALTIES, critic_input_gradient, gradient_penalty, interpolates
 
@@ -62,7 +63,8 @@ class WGAN(Objective):
 class WGANGP(Objective):
     """critic: E D(y) − E D(x) + λ · penalty at x̂ = εx + (1−ε)y, the gradient norm taken per sample
     over all input dimensions. ``penalty``: "gp" (‖∇‖ − 1)², "lp" max(0, ‖∇‖ − 1)², "maxgp"
-    max_i ‖∇‖². Defaults (the loop's): Adam lr 1e-4, β = (0.5, 0.9), n_critic 5."""
+    max_i ‖∇‖². ``gp_weight`` is λ (``lam`` before, a deprecated alias). Defaults (the loop's):
+    Adam lr 1e-4, β = (0.5, 0.9), n_critic 5."""
 
     double_backward: ClassVar[bool] = True
     bf16_forwards: ClassVar[bool] = True
@@ -70,15 +72,15 @@ class WGANGP(Objective):
     speed_note: ClassVar[str] = "gradient penalty: input gradient through the bf16 graph, norm in float32"
 
     scalar_critic = True
+    aliases: ClassVar[dict[str, str]] = {"lam": "gp_weight"}
 
-    lam: float = 10.0
+    gp_weight: float = 10.0
     penalty: str = "gp"
 
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {self.penalty!r}; valid: {', '.join(PENALTIES)}")
-        if not self.lam >= 0:
-            raise ValueError(f"lam must be non-negative; got {self.lam}")
+        self.gp_weight = non_negative("gp_weight", self.gp_weight)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)
@@ -87,7 +89,7 @@ class WGANGP(Objective):
         _, grad = critic_input_gradient(critic, interpolates(real.detach(), fake.detach()))
         pen = gradient_penalty(grad, self.penalty)
         norms = grad.reshape(grad.shape[0], -1).norm(dim=1)
-        return -em + self.lam * pen, self._stats(em_estimate=em, penalty=pen, grad_norm=norms.mean())
+        return -em + self.gp_weight * pen, self._stats(em_estimate=em, penalty=pen, grad_norm=norms.mean())
 
     def generator_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         self._check(real, fake)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import yaml
 
-from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, sample_latent, to_dict
+from igm.nn.latent import sample_latent
+from igm.train.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, to_dict
 from igm.train.run import Run
 from igm.train import speed
 from igm.train import distributed

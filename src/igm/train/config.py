@@ -11,12 +11,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 
-if TYPE_CHECKING:
-    import torch
+from igm.nn.latent import sample_latent  # noqa: F401  (moved to igm.nn.latent; re-exported for old imports)
 
 __all__ = [
     "ConfigError",
@@ -38,15 +37,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A bad key or value in a run configuration; the message names the key."""
-
-
-def sample_latent(n: int, z_dim: int, dist: str, generator: "torch.Generator") -> "torch.Tensor":
-    """``n`` latent codes: standard normal, or uniform on [−1, 1] (the SMMD code's choice)."""
-    import torch
-
-    if dist == "uniform":
-        return torch.rand(n, z_dim, generator=generator) * 2 - 1
-    return torch.randn(n, z_dim, generator=generator)
 
 
 @dataclass
@@ -263,8 +253,22 @@ def load_config(path: str | Path) -> RunConfig:
     return from_dict(RunConfig, data)
 
 
+def _other_spellings(objective: Any, key: str) -> set[str]:
+    """The other spellings of the objective's hyperparameter ``key`` (its deprecated alias or new
+    name, from the objective class's ``aliases``); none for an unknown objective."""
+    import igm.objectives
+    from igm.registry import spellings
+
+    if not isinstance(objective, str) or objective not in igm.objectives.registry:
+        return set()
+    return spellings(igm.objectives.registry.get(objective), key) - {key}
+
+
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """``["train.steps=100", "objective.params.lam=1"]`` → a new, re-validated config."""
+    """``["train.steps=100", "objective.params.gp_weight=1"]`` → a new, re-validated config.
+
+    An override of an objective hyperparameter replaces the value under its other spelling, so
+    ``objective.params.lam=5`` (a deprecated alias) on a preset that writes ``gp_weight`` sets it."""
     data = to_dict(cfg)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -285,5 +289,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"{key}: cannot parse value {raw!r}") from None
+        if parts[:2] == ["objective", "params"] and len(parts) == 3:
+            for other in _other_spellings(data["objective"].get("name"), parts[-1]):
+                node.pop(other, None)
         node[parts[-1]] = value
     return from_dict(RunConfig, data)

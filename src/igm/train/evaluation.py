@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from igm.metrics import pipeline, relative_test
 from igm.metrics.features import get as get_extractor
 from igm.metrics.pipeline import default_extractor
-from igm.train.config import ConfigError, RunConfig, sample_latent
+from igm.nn.latent import sample_latent
+from igm.train.config import ConfigError, RunConfig
 
 __all__ = ["ImageEvaluator", "KIDAdaptiveLR", "default_extractor", "EVAL_SEED_OFFSET"]
 

@@ -26,10 +26,11 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from igm.nn.latent import sample_latent
 from igm.train import checkpoint as ckpt
 from igm.train import speed
 from igm.train.artifacts import WRITE_ERRNOS, MetricsLog, save_image_grid, save_scatter
-from igm.train.config import sample_latent
+from igm.nn.latent import sample_latent
 from igm.train.run import Run
 from igm.train.step import NonFiniteLoss, train_step
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from igm.nn.latent import sample_latent
 from igm.train import checkpoint as ckpt
 from igm.train.artifacts import save_image_grid, save_scatter
-from igm.train.config import ConfigError, RunConfig, from_dict, sample_latent
+from igm.train.config import ConfigError, RunConfig, from_dict
 
 __all__ = ["Opened", "open_checkpoint", "load_generator", "sample_to_file"]
 

@@ -14,7 +14,8 @@ from torch import Tensor
 from igm.metrics import inception_score, pipeline
 from igm.metrics.features import embed
 from igm.metrics.features import get as get_extractor
-from igm.train.config import ConfigError, sample_latent
+from igm.nn.latent import sample_latent
+from igm.train.config import ConfigError
 
 __all__ = ["load_images", "score", "format_table"]
 

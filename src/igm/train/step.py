@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from igm.train import speed
-from igm.train.config import sample_latent
+from igm.nn.latent import sample_latent
 
 __all__ = ["NonFiniteLoss", "LocalSync", "train_step", "alternating_step", "simultaneous_step"]
 
