@@ -30,7 +30,7 @@ __all__ = ["Figure", "register", "get", "names", "run", "parse_overrides", "writ
 
 # modules that register figures; imported lazily so `igm --help` stays fast
 _MODULES = (
-    "igm.analysis.dirac_figure",
+    "igm.analysis.diracgan",
     "igm.analysis.gaussians",
     "igm.analysis.ring_stability",
     "igm.analysis.lgan_gradients",
