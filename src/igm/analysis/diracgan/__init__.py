@@ -24,7 +24,7 @@ assemble library pieces where the paper's variant is not a registered objective:
   measure (uniform between 0 and θ, on a deterministic midpoint grid), as the paper's figure 1 uses
   for SMMD; ``gcmmd-p``: the registered ``gcmmd`` objective (μ = P).
 - ``lipmmd``: the Lipschitz MMD (``igm.constrained.lipschitz_mmd``, cvxpy) with the learned kernel
-  k_ψ(a, b) = K(ψa, ψb), ‖f‖_H ≤ B (``lip_rkhs_bound``, 1 as in SPEC) and ‖∇f‖ ≤ L on a grid over
+  k_ψ(a, b) = K(ψa, ψb), ‖f‖_H ≤ B (hyperparameter ``rkhs_bound``, 1 as in SPEC) and ‖∇f‖ ≤ L on a grid over
   [0, θ]; the loss is its square (like MMD², GCMMD², SMMD²) and its gradients are central finite
   differences of the solved value. Slow: a coarser field grid. With B = 1 the RKHS bound, not the
   Lipschitz one, is active for |θ| ≳ √2 / L, and there the distance saturates like the MMD.
@@ -36,8 +36,12 @@ assemble library pieces where the paper's variant is not a registered objective:
 
 The field drawn is (−∂_θ L_G, −∂_ψ L_C): the gradient-descent direction of each player.
 
+Each method's hyperparameters are set through the ``methods`` option, e.g.
+``igm figure diracgan 'methods={mmd, smmd: {lam: 2}}'`` (:mod:`igm.analysis.diracgan.options`).
+
 Modules: :mod:`~igm.analysis.diracgan.objectives` (the objectives above that are not registered),
-:mod:`~igm.analysis.diracgan.methods` (the options and the method descriptors),
+:mod:`~igm.analysis.diracgan.methods` (the method descriptors),
+:mod:`~igm.analysis.diracgan.options` (the options),
 :mod:`~igm.analysis.diracgan.compute` (the numbers), :mod:`~igm.analysis.diracgan.plot` (the PNGs),
 :mod:`~igm.analysis.diracgan.report` (the JSON copy and the summary) and
 :mod:`~igm.analysis.diracgan.figure` (the registered figure).
@@ -45,7 +49,8 @@ Modules: :mod:`~igm.analysis.diracgan.objectives` (the objectives above that are
 
 from igm.analysis.diracgan.compute import best_psi, critic_curve, field_on_grid, gcmmd_witness, trajectory
 from igm.analysis.diracgan.figure import diracgan
-from igm.analysis.diracgan.methods import ALL_METHODS, METHODS, DiracFigureOptions, Method, build_objective
+from igm.analysis.diracgan.methods import ALL_METHODS, METHODS, Method, build_objective
+from igm.analysis.diracgan.options import DiracFigureOptions
 from igm.analysis.diracgan.objectives import (
     GCMMDInterpolates,
     LipschitzMMDLoss,

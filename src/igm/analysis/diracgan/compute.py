@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from igm import kernels
 from igm.analysis import dirac
-from igm.analysis.diracgan.methods import METHODS, DiracFigureOptions, Method, build_objective, gaussian
-from igm.analysis.diracgan.objectives import lipschitz_value, midpoint_interpolates
+from igm.analysis.diracgan.methods import METHODS, Method, build_objective
+from igm.analysis.diracgan.options import DiracFigureOptions
 from igm.objectives.base import Objective
 
 __all__ = ["Grids", "field_on_grid", "trajectory", "best_psi", "critic_curve", "gcmmd_witness", "compute"]
@@ -78,28 +78,52 @@ def best_psi(name: str, opts: DiracFigureOptions, theta: float) -> tuple[float, 
     return float(cands[k]), float(values[k]), bool(top >= values[k] - 1e-12 * max(1.0, abs(values[k])))
 
 
+def _kernel_curve(obj: Objective, critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor) -> np.ndarray:
+    from igm.mmd import witness
+
+    with torch.no_grad():
+        return witness(critic(real), critic(fake), obj.kernel)(critic(t)).numpy()
+
+
+def _gcmmd_curve(obj: Objective, critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor) -> np.ndarray:
+    """μ = P, the real batch (the registered ``gcmmd``)."""
+    return gcmmd_witness(critic, real, fake, real, obj.kernel, obj.lam)(t).numpy()
+
+
+def _gcmmd_interpolates_curve(obj: Objective, critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor) -> np.ndarray:
+    """μ = the objective's own points between P and Q (:class:`GCMMDInterpolates`)."""
+    return gcmmd_witness(critic, real, fake, obj.measure_points(real, fake), obj.kernel, obj.lam)(t).numpy()
+
+
+def _lipschitz_curve(obj: Objective, critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor) -> np.ndarray:
+    res = obj.solve(float(fake[0, 0]), float(critic.psi.detach()))
+    return res.witness(t.numpy())
+
+
+def _linear_curve(obj: Objective, critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return critic(t).reshape(-1).numpy()
+
+
+_CURVES: dict[str, Callable[[Objective, nn.Module, Tensor, Tensor, Tensor], np.ndarray]] = {
+    "kernel": _kernel_curve,
+    "gcmmd": _gcmmd_curve,
+    "gcmmd-interpolates": _gcmmd_interpolates_curve,
+    "lipschitz": _lipschitz_curve,
+    "linear": _linear_curve,
+}
+
+
 def critic_curve(name: str, opts: DiracFigureOptions, psi: float, x: np.ndarray) -> np.ndarray:
-    """The critic function at θ = critic_theta, ψ as a function of x (unnormalised)."""
+    """The critic function at θ = critic_theta, ψ as a function of x (unnormalised), drawn the way
+    the method's ``witness`` says."""
     method, theta, n = METHODS[name], opts.critic_theta, opts.batch
+    if method.witness is None:
+        raise ValueError(f"DiracGAN method {name!r} draws no critic in panel (c)")
     real = torch.zeros(n, 1, dtype=torch.float64)
     fake = torch.full((n, 1), theta, dtype=torch.float64)
     t = torch.as_tensor(x, dtype=torch.float64)[:, None]
-    critic = method.critic(psi)
-    if method.witness == "kernel":
-        from igm.mmd import witness
-
-        with torch.no_grad():
-            return witness(critic(real), critic(fake), gaussian())(critic(t)).numpy()
-    if method.witness == "gcmmd":
-        points = midpoint_interpolates(real, fake, opts.gcmmd_points) if name == "gcmmd" else real
-        return gcmmd_witness(critic, real, fake, points, gaussian(), opts.gcmmd_lam)(t).numpy()
-    if method.witness == "lipschitz":
-        res = lipschitz_value(theta, psi, kernel=gaussian(), lipschitz=opts.lip_constant, points=opts.lip_points,
-                              rkhs_bound=opts.lip_rkhs_bound)
-        return res.witness(x[:, None])
-    with torch.no_grad():  # linear critic
-        return critic(t).reshape(-1).numpy()
-
+    return _CURVES[method.witness](build_objective(name, opts), method.critic(psi), real, fake, t)
 
 # ------------------------------------------------------------------------------------------
 # the panels of one method
@@ -156,8 +180,9 @@ def _field_and_trajectories(name: str, opts: DiracFigureOptions, grids: Grids) -
 def _critic_panel(name: str, opts: DiracFigureOptions, x: np.ndarray) -> dict[str, Any]:
     """Figure 1 (c) for one method: its critic at θ = critic_theta and the best ψ, scaled to f(0) = 1,
     f(θ) = 0."""
-    if name == "sn-mmd":
-        psi_star, saturated = 1.0, False
+    frozen = METHODS[name].frozen_psi
+    if frozen is not None:
+        psi_star, saturated = frozen, False
     else:
         psi_star, _, saturated = best_psi(name, opts, opts.critic_theta)
     f = critic_curve(name, opts, psi_star, x)

@@ -1,9 +1,16 @@
-"""The DiracGAN figure's options and its methods: what each panel trains and draws."""
+"""The DiracGAN figure's methods: what each panel trains and draws.
+
+A :class:`Method` names an objective (a registered name for ``igm.objectives.get``, or a class of
+:mod:`igm.analysis.diracgan.objectives`), the constructor arguments the figure fixes (the Gaussian
+kernel of bandwidth 1 that the closed forms assume), the figure's defaults for the rest, and the
+flags that say how the figure treats the method. Hyperparameters given in the ``methods`` option
+(:mod:`igm.analysis.diracgan.options`) go to the objective on top of the defaults.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
 
 from igm import kernels
 from igm.analysis import dirac
@@ -12,128 +19,107 @@ from igm.analysis.diracgan.objectives import (
     LipschitzMMDLoss,
     MMDGradientPenaltyAtTarget,
     SobolevMMD,
-    plain_mmd,
 )
 from igm.objectives.base import Objective
+from igm.registry import construct, hyperparameter_names
 
-__all__ = ["ALL_METHODS", "DiracFigureOptions", "Method", "METHODS", "build_objective", "gaussian", "validate"]
+if TYPE_CHECKING:
+    from igm.analysis.diracgan.options import DiracFigureOptions
+
+__all__ = ["ALL_METHODS", "Method", "METHODS", "WITNESSES", "build_objective", "gaussian"]
+
+#: How panel (c) draws a method's critic (:func:`igm.analysis.diracgan.compute.critic_curve`).
+WITNESSES = ("kernel", "gcmmd", "gcmmd-interpolates", "lipschitz", "linear")
 
 
-ALL_METHODS = ("mmd", "mmd-gp", "mmd-gp-unif", "sn-mmd", "sobolev-mmd", "gcmmd", "gcmmd-p", "lipmmd", "smmd",
-               "wgan", "wgan-gp")
-
-
-@dataclass
-class DiracFigureOptions:
-    methods: tuple[str, ...] = ALL_METHODS  # panels, in order
-    grid: int = 20  # field points per axis (an even count keeps θ = 0, ψ = 0 off the grid)
-    lip_grid: int = 8  # field points per axis for lipmmd (6 cvxpy solves per point)
-    theta_range: tuple[float, ...] = (-3.0, 3.0)
-    psi_range: tuple[float, ...] = (-3.0, 3.0)
-    batch: int = 16  # identical points per batch (random interpolates of mmd-gp-unif: a 16-sample estimate)
-    start_theta: float = 2.0  # the common start of every method's trajectory
-    start_psi: float = 2.5
-    steps: int = 200  # alternating gradient steps (dirac.train) from the common start
-    lr: float = 0.1  # SGD learning rate of both players (MMD's θ-stiffness 2ψ² needs lr < 1/ψ²)
-    extra_starts: tuple[float, ...] = (0.5, 0.1, -2.5, 0.5, -1.0, -2.5)  # (θ, ψ) pairs, short trajectories
-    extra_steps: int = 150  # steps of the extra trajectories (not drawn for lipmmd)
-    critic_theta: float = 2.0  # θ of the critic panel (figure 1 c)
-    critic_points: int = 601  # x points of the critic panel
-    sup_thetas: int = 13  # θ values (0 .. max θ) of the optimised-distance panel (figure 1 d)
-    sup_psis: int = 40  # ψ values of the sup over ψ (log-spaced in [0.02, sup_psi_max])
-    sup_psi_max: float = 30.0
-    lip_sup_psis: int = 10  # ψ values of the sup for lipmmd, with ψθ ≤ lip_max_psi_theta
-    lip_max_psi_theta: float = 8.0  # kernels sharper than this are under-resolved by the constraint grid
-    smmd_lam: float = 1.0  # SMMD² = MMD² / (lam + 1 + grad_weight ψ²)
-    smmd_grad_weight: float = 1.0
-    gcmmd_lam: float = 1.0
-    gcmmd_points: int = 64  # μ points of gcmmd (the WGAN-GP measure); 16 lets sharp kernels slip between
-    gp_weight: float = 1.0  # mmd-gp, mmd-gp-unif
-    sobolev_rho: float = 2.0  # sobolev-mmd: the penalty is (ρ/2)(1 − Ω)²
-    wgan_clip: float = 1.0  # |ψ| ≤ clip after each WGAN critic step
-    wgan_gp_lam: float = 1.0  # 10 sends the trajectory to θ ≈ −2λ, far off the plot
-    lip_constant: float = 1.0  # ‖∇f‖ ≤ L on the constraint grid
-    lip_rkhs_bound: float = 1.0  # ‖f‖_H ≤ B (SPEC: 1)
-    lip_points: int = 16  # constraint grid points of the Lipschitz MMD
-    fd_step: float = 1e-3  # finite-difference step of the Lipschitz MMD gradients
-    seed: int = 0
-    dpi: int = 110
+def gaussian() -> kernels.Kernel:
+    """The kernel of every kernel method: Gaussian, bandwidth 1 on the critic's output."""
+    return kernels.Gaussian(1.0)
 
 
 @dataclass(frozen=True)
 class Method:
+    """One panel: its objective and what the figure does differently for it."""
+
     label: str
-    build: Callable[[DiracFigureOptions], Objective]
+    objective: str | type[Objective]  # a name for igm.objectives.get, or an Objective dataclass
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # the figure's hyperparameters
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # constructor arguments that are not options
     critic: dirac.CriticFactory = dirac.DiracCritic
-    witness: str | None = None  # how panel (c) draws its critic: kernel | gcmmd | lipschitz | linear
+    witness: str | None = None  # how panel (c) draws the critic (WITNESSES); None: not drawn
     distance: bool = False  # −critic loss is a squared distance (panel d)
     symmetric: bool = True  # the losses are even in ψ
     expensive: bool = False  # cvxpy: coarse grid, no extra trajectories
+    frozen_psi: float | None = None  # the critic cannot leave |ψ| = this: panel (c) draws it there
+
+    def __post_init__(self) -> None:
+        if self.witness is not None and self.witness not in WITNESSES:
+            raise ValueError(f"method {self.label!r}: witness must be one of {WITNESSES}; got {self.witness!r}")
+
+    def objective_class(self) -> type[Objective]:
+        if isinstance(self.objective, str):
+            from igm import objectives as O
+
+            return O.registry.get(self.objective)
+        return self.objective
+
+    def hyperparameters(self) -> list[str]:
+        """The names the ``methods`` option accepts for this method."""
+        return [n for n in hyperparameter_names(self.objective_class()) if n not in self.fixed and n != "check_finite"]
+
+    def build(self, params: Mapping[str, Any]) -> Objective:
+        """The objective with ``params`` on top of the figure's defaults."""
+        kwargs = {**self.fixed, **self.defaults, **params}
+        if isinstance(self.objective, str):
+            from igm import objectives as O
+
+            return O.get(self.objective, **kwargs)
+        return construct(self.objective, kwargs, what=f"objective {self.objective.__name__}")
 
 
-def gaussian() -> kernels.Kernel:
-    return kernels.Gaussian(1.0)
+def _mmd_gan_gp(**defaults: Any) -> dict[str, Any]:
+    """``mmd-gan-gp`` with the figure's kernel and no l2 penalty (``gp_weight`` 0 too unless given)."""
+    fixed = {"kernel": gaussian(), "l2_weight": 0.0}
+    if "gp_weight" not in defaults:
+        fixed["gp_weight"] = 0.0
+    return {"objective": "mmd-gan-gp", "fixed": fixed, "defaults": defaults}
 
 
-def _obj(name: str, **hp: Any) -> Objective:
-    from igm import objectives as O
-
-    return O.get(name, **hp)
-
+_KERNEL = {"kernel": gaussian()}
 
 METHODS: dict[str, Method] = {
-    "mmd": Method("MMD", lambda o: plain_mmd(gaussian()), witness="kernel", distance=True),
-    "mmd-gp": Method("MMD-GP (penalty under P)", lambda o: MMDGradientPenaltyAtTarget(gaussian(), o.gp_weight)),
-    "mmd-gp-unif": Method("MMD-GP-unif (interpolates)",
-                          lambda o: _obj("mmd-gan-gp", kernel=gaussian(), gp_weight=o.gp_weight, l2_weight=0.0)),
-    "sn-mmd": Method("SN-MMD (|ψ| = 1)", lambda o: plain_mmd(gaussian()), critic=dirac.SpectralDiracCritic,
-                     witness="kernel", distance=True),
-    "sobolev-mmd": Method("Sobolev-MMD", lambda o: SobolevMMD(gaussian(), o.sobolev_rho)),
-    "gcmmd": Method("GCMMD (μ = WGAN-GP measure)",
-                    lambda o: GCMMDInterpolates(gaussian(), o.gcmmd_lam, o.gcmmd_points),
-                    witness="gcmmd", distance=True),
-    "gcmmd-p": Method("GCMMD (μ = P)", lambda o: _obj("gcmmd", kernel=gaussian(), lam=o.gcmmd_lam),
-                      witness="gcmmd", distance=True),
-    "lipmmd": Method("Lipschitz MMD",
-                     lambda o: LipschitzMMDLoss(gaussian(), o.lip_constant, o.lip_points, o.fd_step, o.lip_rkhs_bound),
+    "mmd": Method("MMD", **_mmd_gan_gp(), witness="kernel", distance=True),
+    "mmd-gp": Method("MMD-GP (penalty under P)", MMDGradientPenaltyAtTarget, {"gp_weight": 1.0}, _KERNEL),
+    "mmd-gp-unif": Method("MMD-GP-unif (interpolates)", **_mmd_gan_gp(gp_weight=1.0)),
+    "sn-mmd": Method("SN-MMD (|ψ| = 1)", **_mmd_gan_gp(), critic=dirac.SpectralDiracCritic, witness="kernel",
+                     distance=True, frozen_psi=1.0),
+    "sobolev-mmd": Method("Sobolev-MMD", SobolevMMD, {"rho": 2.0}, _KERNEL),  # the penalty is (ρ/2)(1 − Ω)²
+    # 64 μ points: with 16 sharp kernels slip between them
+    "gcmmd": Method("GCMMD (μ = WGAN-GP measure)", GCMMDInterpolates, {"lam": 1.0, "points": 64}, _KERNEL,
+                    witness="gcmmd-interpolates", distance=True),
+    "gcmmd-p": Method("GCMMD (μ = P)", "gcmmd", {"lam": 1.0}, _KERNEL, witness="gcmmd", distance=True),
+    # ‖∇f‖ ≤ lipschitz on a grid of `points`, ‖f‖_H ≤ rkhs_bound (SPEC: 1), finite-difference gradients
+    "lipmmd": Method("Lipschitz MMD", LipschitzMMDLoss,
+                     {"lipschitz": 1.0, "points": 16, "fd_step": 1e-3, "rkhs_bound": 1.0}, _KERNEL,
                      witness="lipschitz", distance=True, expensive=True),
-    "smmd": Method("SMMD", lambda o: _obj("smmd", lam=o.smmd_lam, grad_weight=o.smmd_grad_weight, diag_weight=1.0),
+    # the paper's parametrisation: SMMD² = MMD² / (lam + diag_weight + grad_weight ψ²)
+    "smmd": Method("SMMD", "smmd", {"lam": 1.0, "grad_weight": 1.0, "diag_weight": 1.0}, _KERNEL,
                    witness="kernel", distance=True),
-    "wgan": Method("WGAN (clipping)", lambda o: _obj("wgan", clip=o.wgan_clip), symmetric=False),
-    "wgan-gp": Method("WGAN-GP", lambda o: _obj("wgan-gp", lam=o.wgan_gp_lam), witness="linear", symmetric=False),
+    "wgan": Method("WGAN (clipping)", "wgan", {"clip": 1.0}, symmetric=False),  # |ψ| ≤ clip after each step
+    # λ = 10 sends the trajectory to θ ≈ −2λ, far off the plot
+    "wgan-gp": Method("WGAN-GP", "wgan-gp", {"lam": 1.0}, witness="linear", symmetric=False),
 }
+
+ALL_METHODS = tuple(METHODS)
 
 
 def build_objective(name: str, opts: DiracFigureOptions | None = None) -> Objective:
-    """The objective a panel uses (fresh: objectives with state start from scratch)."""
+    """The objective a panel uses, with the hyperparameters ``opts.methods`` gives it (fresh:
+    objectives with state start from scratch). A bad value is a ValueError naming the method."""
     if name not in METHODS:
         raise ValueError(f"unknown DiracGAN method {name!r}; valid: {', '.join(METHODS)}")
-    return METHODS[name].build(opts or DiracFigureOptions())
-
-
-def validate(opts: DiracFigureOptions) -> None:
-    if not opts.methods:
-        raise ValueError("methods must name at least one method")
-    for name in opts.methods:
-        build_objective(name, opts)  # unknown names list the valid ones
-    if len(set(opts.methods)) != len(opts.methods):
-        raise ValueError(f"methods are repeated: {list(opts.methods)}")
-    for key in ("theta_range", "psi_range"):
-        lo_hi = getattr(opts, key)
-        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
-            raise ValueError(f"{key} must be [low, high] with low < high; got {list(lo_hi)}")
-    for key in ("grid", "lip_grid"):
-        if getattr(opts, key) < 2:
-            raise ValueError(f"{key} must be at least 2")
-    for key in ("batch", "steps", "critic_points", "sup_thetas", "sup_psis", "lip_sup_psis", "lip_points",
-                "gcmmd_points"):
-        if getattr(opts, key) < 2:
-            raise ValueError(f"{key} must be at least 2")
-    if opts.extra_steps < 0:
-        raise ValueError("extra_steps must be non-negative")
-    if len(opts.extra_starts) % 2:
-        raise ValueError("extra_starts must hold (θ, ψ) pairs: an even count of numbers")
-    for key in ("lr", "sup_psi_max", "lip_max_psi_theta", "fd_step", "critic_theta", "lip_constant",
-                "lip_rkhs_bound", "gcmmd_lam"):
-        if not getattr(opts, key) > 0:
-            raise ValueError(f"{key} must be positive")
+    params = {} if opts is None else opts.methods.get(name, {})
+    try:
+        return METHODS[name].build(params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"DiracGAN method {name!r}: {str(err).splitlines()[0]}") from None

@@ -20,7 +20,6 @@ __all__ = [
     "LipschitzMMDLoss",
     "lipschitz_value",
     "midpoint_interpolates",
-    "plain_mmd",
 ]
 
 
@@ -38,7 +37,7 @@ class _Witness(nn.Module):
         return self._f(critic_features(self.critic, t))
 
 
-def plain_mmd(kernel: kernels.Kernel) -> Objective:
+def _plain_mmd(kernel: kernels.Kernel) -> Objective:
     from igm import objectives as O
 
     return O.get("mmd-gan-gp", kernel=kernel, gp_weight=0.0, l2_weight=0.0)
@@ -55,7 +54,9 @@ class MMDGradientPenaltyAtTarget(Objective):
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
-        self._mmd = plain_mmd(self.kernel)
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight must be non-negative; got {self.gp_weight}")
+        self._mmd = _plain_mmd(self.kernel)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         from igm.penalties import gradient_penalty, input_gradient
@@ -84,7 +85,7 @@ class SobolevMMD(Objective):
 
         self.kernel = kernels.build(self.kernel)
         self._sobolev = O.get("sobolev", rho=self.rho)
-        self._mmd = plain_mmd(self.kernel)
+        self._mmd = _plain_mmd(self.kernel)
 
     def critic_loss(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         return self._sobolev.critic_loss(_Witness(critic, real, fake.detach(), self.kernel), real, fake)
@@ -94,6 +95,11 @@ class SobolevMMD(Objective):
 
     def after_critic_step(self, critic: nn.Module, stats: Stats) -> None:
         """No multiplier update: the paper's Sobolev-MMD keeps only the quadratic penalty."""
+
+
+def _at_least_two(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"{key} must be an integer of at least 2; got {value!r}")
 
 
 def midpoint_interpolates(real: Tensor, fake: Tensor, points: int | None = None) -> Tensor:
@@ -120,12 +126,19 @@ class GCMMDInterpolates(Objective):
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
+        if not (0 < self.lam < float("inf")):
+            raise ValueError(f"lam must be positive and finite; got {self.lam}")
+        _at_least_two("points", self.points)
+
+    def measure_points(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The μ points: :func:`midpoint_interpolates` of the batches."""
+        return midpoint_interpolates(real, fake, self.points)
 
     def _value(self, critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Stats]:
         from igm.constrained import gcmmd2_critic
 
         self._check(real, fake)
-        points = midpoint_interpolates(real, fake, self.points)
+        points = self.measure_points(real, fake)
         value, stats = gcmmd2_critic(critic, real, fake, self.kernel, self.lam, measure_points=points)
         return value, self._stats(**stats)
 
@@ -195,7 +208,16 @@ class LipschitzMMDLoss(Objective):
 
     def __post_init__(self) -> None:
         self.kernel = kernels.build(self.kernel)
+        for key in ("lipschitz", "fd_step", "rkhs_bound"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be positive; got {getattr(self, key)}")
+        _at_least_two("points", self.points)
         self._cache: dict[tuple[float, float], float] = {}
+
+    def solve(self, theta: float, psi: float):
+        """:func:`lipschitz_value` at (θ, ψ) with this loss's kernel, constraint grid and bounds."""
+        return lipschitz_value(theta, psi, kernel=self.kernel, lipschitz=self.lipschitz, points=self.points,
+                               rkhs_bound=self.rkhs_bound)
 
     def squared(self, theta: float, psi: float) -> float:
         key = (theta, abs(psi))  # k_ψ = k_{−ψ}
@@ -203,8 +225,7 @@ class LipschitzMMDLoss(Objective):
             if len(self._cache) > 100_000:
                 self._cache.clear()
             with torch.enable_grad():  # the solver's kernel gradients use autograd; Function.forward disables it
-                res = lipschitz_value(theta, psi, kernel=self.kernel, lipschitz=self.lipschitz, points=self.points,
-                                      rkhs_bound=self.rkhs_bound)
+                res = self.solve(theta, psi)
             self._cache[key] = res.value**2
         return self._cache[key]
 

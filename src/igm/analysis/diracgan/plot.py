@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from igm.analysis.diracgan.methods import METHODS, DiracFigureOptions
+from igm.analysis.diracgan.methods import METHODS, build_objective
+from igm.analysis.diracgan.options import DiracFigureOptions
 
 __all__ = ["plot_fields", "plot_critics"]
 
@@ -43,8 +44,9 @@ def plot_fields(result: dict, opts: DiracFigureOptions, path: Path) -> None:
             ax.plot(traj["theta"], traj["psi"], color="tab:cyan" if main else "tab:green", lw=1.6 if main else 1.1)
             ax.plot(traj["theta"][0], traj["psi"][0], "o", color="tab:cyan" if main else "tab:green", ms=4)
             ax.plot(traj["theta"][-1], traj["psi"][-1], "x", color="white", ms=5, mew=1.5)
-        if name == "wgan":
-            for s in (-opts.wgan_clip, opts.wgan_clip):
+        clip = build_objective(name, opts).constraint  # weight clipping: ψ is projected onto [−c, c]
+        if clip is not None:
+            for s in (-clip.c, clip.c):
                 ax.axhline(s, color="white", ls="--", lw=0.8)
         ax.set_xlim(th.min(), th.max())
         ax.set_ylim(ps.min(), ps.max())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from igm.analysis.diracgan.methods import DiracFigureOptions
+from igm.analysis.diracgan.options import DiracFigureOptions
 
 __all__ = ["compact", "significant", "summary"]
 
@@ -19,8 +20,12 @@ def significant(values: Any, digits: int = 10) -> np.ndarray:
 
 def compact(result: dict, max_points: int = 101) -> dict:
     """The JSON copy of the result: trajectories every ``stride`` steps (at most ``max_points``
-    points, the last one kept), arrays to 10 significant digits, the critics only normalised."""
+    points, the last one kept), arrays to 10 significant digits, the critics only normalised, and
+    each method's hyperparameters in full (its defaults included)."""
     out = dict(result)
+    if "options" in result:
+        opts = result["options"]
+        out["options"] = {**dataclasses.asdict(opts), "methods": {n: opts.hyperparameters(n) for n in opts.methods}}
     out["fields"] = {k: {key: significant(val) for key, val in f.items()} for k, f in result["fields"].items()}
     trajs = {}
     for name, runs in result["trajectories"].items():
