@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any, Sequence
 
 import yaml
@@ -217,7 +218,15 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     if args.name not in figures.names():
         raise UsageError(f"unknown figure {args.name!r}; valid: {', '.join(figures.names())}")
     out = Path(args.out) if args.out else Path("figures") / args.name
-    result = figures.run(args.name, out, quick=args.quick, overrides=args.options)
+    with warnings.catch_warnings(record=True) as caught:  # Python hides DeprecationWarnings from library code
+        warnings.simplefilter("always", DeprecationWarning)
+        opts = figures.build_options(args.name, quick=args.quick, overrides=args.options)
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            print(f"igm: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    result = figures.run(args.name, out, options=opts)
     for line in result.get("summary", []):
         print(line)
     print(f"wrote {out}")

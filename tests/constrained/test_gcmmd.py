@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from igm.constrained.gcmmd import gcmmd2, gcmmd2_critic, pivoted_cholesky
+from igm.constrained.gcmmd import gcmmd2, gcmmd2_critic, gcmmd_witness, gcmmd_witness_critic, pivoted_cholesky
 from igm.kernels import Distance, Gaussian, Linear, Polynomial
 from igm.objectives.base import get as get_objective
 from igm.objectives.gcmmd import GradientConstrainedMMD
+from tolerance import assert_close
 
 DT = torch.float64
 SQ2 = np.sqrt(2.0)
@@ -177,6 +178,68 @@ def test_gaussian_primal_in_span():
     got = gcmmd2(x, y, z, eye_jac(mm, 2), Gaussian(1.0), lam)
     assert float(got) == pytest.approx(want, rel=1e-6)
 
+
+# -- the witness f̃ = (D_μ + λI)⁻¹ η against a dense solve in feature space --------------------------
+
+
+def dense_witness(feat_x, feat_y, feat_z, jac_z, lam, feat_t):
+    """f̃(t) = ϕ(t)ᵀw with w = (A + λI)⁻¹Δ, A as in :func:`closed_form` (the dense F×F system, numpy),
+    and the rounding bound's ingredients: the magnitude Σ_p |ϕ_p(t) w_p| and cond(A + λI)."""
+    delta = feat_x.mean(0) - feat_y.mean(0)
+    a = np.mean([np.outer(p, p) + j @ j.T for p, j in zip(feat_z, jac_z)], 0) + lam * np.eye(len(delta))
+    w = np.linalg.solve(a, delta)
+    return feat_t @ w, np.abs(feat_t) @ np.abs(w), np.linalg.cond(a)
+
+
+def check_witness(got, want, magnitude, cond, size):
+    """Both sides solve a system of condition ``cond`` (the F×F one here, the M(r+1) Woodbury one in the
+    library: the same nonzero spectrum up to the factor M) and sum ``size`` terms."""
+    assert_close(got, want, dtype=DT, magnitude=magnitude, terms=size, cond=cond)
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.7])
+def test_witness_polynomial_kernel_dense_solve(lam):
+    x, y, z = rand(8, 2, seed=4, shift=0.3), rand(6, 2, seed=5), rand(9, 2, seed=6)
+    t = rand(11, 2, seed=30, shift=0.2)
+    want, mag, cond = dense_witness(
+        poly_features(x.numpy()), poly_features(y.numpy()), poly_features(z.numpy()),
+        [poly_feature_jacobian(p) for p in z.numpy()], lam, poly_features(t.numpy()),
+    )
+    f = gcmmd_witness(x, y, z, eye_jac(9, 2), Polynomial(degree=2, gamma=1.0, coef0=1.0), lam)
+    check_witness(f(t), want, mag / lam, cond, 9 * 3)
+    assert np.abs(want).max() > 0.1  # not a trivially small function
+
+
+@pytest.mark.parametrize("d_in,d_out", [(3, 2), (2, 3)])  # D > d (Cholesky of J Jᵀ) and D < d (L = J)
+@pytest.mark.parametrize("separate_mu", [False, True])
+def test_witness_nonlinear_critic_dense_solve(d_in, d_out, separate_mu):
+    critic = mlp(d_in, d_out, seed=7)
+    real, fake = rand(9, d_in, seed=8, shift=0.4), rand(7, d_in, seed=9)
+    mu = rand(5, d_in, seed=10) if separate_mu else real
+    t = rand(13, d_in, seed=31)
+    with torch.no_grad():
+        fx, fy, fz, ft = (critic(v).numpy() for v in (real, fake, mu, t))
+    jacs = [torch.autograd.functional.jacobian(critic, p).numpy() for p in mu]
+    want, mag, cond = dense_witness(fx, fy, fz, jacs, 0.3, ft)
+    f = gcmmd_witness_critic(critic, real, fake, Linear(), 0.3, measure_points=mu if separate_mu else None)
+    check_witness(f(t), want, mag / 0.3, cond, len(mu) * (min(d_in, d_out) + 1))
+
+
+def test_witness_attains_gcmmd2_gaussian():
+    """E_P f̃ − E_Q f̃ = ⟨η, f̃⟩_H = GCMMD² (Gaussian kernel, a nonlinear critic, separate μ)."""
+    critic = mlp(2, 3, seed=32)
+    real, fake, mu = rand(7, 2, seed=33, shift=0.8), rand(6, 2, seed=34), rand(8, 2, seed=35)
+    sigma, lam = 1.1, 0.25
+    f = gcmmd_witness_critic(critic, real, fake, Gaussian(sigma), lam, measure_points=mu)
+    value, _ = gcmmd2_critic(critic, real, fake, Gaussian(sigma), lam, measure_points=mu)
+    value = value.detach()
+    gap = f(real).mean() - f(fake).mean()
+    # both are (MMD²_b − vᵀ(G + MλI)⁻¹v)/λ with 0 ≤ vᵀ(·)⁻¹v ≤ MMD²_b ≤ 2 (kernel values in [0, 1]);
+    # cond(G + MλI) ≤ 1 + tr G / (Mλ), tr G = M + Σ_a ‖J_a‖²_F / σ² (⟨∂_p K(u,·), ∂_p K(u,·)⟩ = 1/σ²)
+    jac_sq = sum(float((torch.autograd.functional.jacobian(critic, p) ** 2).sum()) for p in mu)
+    cond = 1 + (len(mu) + jac_sq / sigma**2) / (len(mu) * lam)
+    assert_close(gap, value, dtype=DT, magnitude=4.0 / lam, terms=len(mu) * 3, cond=cond)
+    assert float(value) > 0.05
 
 # -- low-rank method -------------------------------------------------------------------------------
 

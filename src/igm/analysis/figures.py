@@ -26,11 +26,11 @@ import yaml
 
 from igm.registry import Registry
 
-__all__ = ["Figure", "register", "get", "names", "run", "parse_overrides", "write_json"]
+__all__ = ["Figure", "register", "get", "names", "build_options", "run", "parse_overrides", "write_json"]
 
 # modules that register figures; imported lazily so `igm --help` stays fast
 _MODULES = (
-    "igm.analysis.dirac_figure",
+    "igm.analysis.diracgan",
     "igm.analysis.gaussians",
     "igm.analysis.ring_stability",
     "igm.analysis.lgan_gradients",
@@ -111,7 +111,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 def parse_overrides(options: type, overrides: list[str] | tuple[str, ...] | dict[str, Any]) -> dict[str, Any]:
     """``["key=value", ...]`` → typed values, rejecting unknown keys with the valid ones listed."""
     hints = typing.get_type_hints(options)
-    valid = [f.name for f in dataclasses.fields(options)]
+    fields = dataclasses.fields(options)
+    valid = [f.name for f in fields]
+    listed = [f.name for f in fields if not f.metadata.get("deprecated")]  # deprecated aliases: accepted, not listed
     items = overrides.items() if isinstance(overrides, dict) else []
     if not isinstance(overrides, dict):
         parsed = []
@@ -119,22 +121,31 @@ def parse_overrides(options: type, overrides: list[str] | tuple[str, ...] | dict
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise ValueError(f"figure option {item!r} must look like key=value")
-            parsed.append((key.strip(), yaml.safe_load(value)))
+            try:
+                parsed.append((key.strip(), yaml.safe_load(value)))
+            except yaml.YAMLError as err:
+                raise ValueError(f"figure option {item!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
         items = parsed
     out = {}
     for key, value in items:
         if key not in valid:
-            raise ValueError(f"unknown option {key!r}; valid: {', '.join(valid)}")
+            raise ValueError(f"unknown option {key!r}; valid: {', '.join(listed)}")
         out[key] = _coerce(value, hints[key], key)
     return out
 
 
-def run(name: str, out_dir: str | Path, *, quick: bool = False, overrides=()) -> dict:
-    """Build the options (defaults, then ``quick``, then ``overrides``) and draw the figure."""
+def build_options(name: str, *, quick: bool = False, overrides=()) -> Any:
+    """A figure's options: its defaults, then ``quick``, then ``overrides``."""
     fig = get(name)
     values = dict(fig.quick) if quick else {}
     values.update(parse_overrides(fig.options, overrides))
-    opts = fig.options(**values)
+    return fig.options(**values)
+
+
+def run(name: str, out_dir: str | Path, *, quick: bool = False, overrides=(), options: Any = None) -> dict:
+    """Draw the figure with ``options``, or those :func:`build_options` makes of ``quick`` and ``overrides``."""
+    fig = get(name)
+    opts = build_options(name, quick=quick, overrides=overrides) if options is None else options
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return fig.fn(opts, out)

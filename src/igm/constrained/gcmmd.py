@@ -29,7 +29,16 @@ from igm.kernels import Kernel
 from igm.mmd import gram_blocks, mmd2_from_gram
 from igm.penalties import forward_jacobians
 
-__all__ = ["METHODS", "MAX_EXACT_SIZE", "gcmmd2", "gcmmd2_critic", "pivoted_cholesky", "critic_jacobians"]
+__all__ = [
+    "METHODS",
+    "MAX_EXACT_SIZE",
+    "gcmmd2",
+    "gcmmd2_critic",
+    "gcmmd_witness",
+    "gcmmd_witness_critic",
+    "pivoted_cholesky",
+    "critic_jacobians",
+]
 
 METHODS = ("exact", "cholesky")
 #: Largest linear system (M(r+1)) the exact method accepts.
@@ -140,6 +149,46 @@ def gcmmd2(
     return _gcmmd2_parts(fx, fy, fz, jacobians, kernel, lam, method=method, rank=rank, tol=tol)[0]
 
 
+def _factor(jacobians: Tensor) -> Tensor:
+    """L_a (M, d, r) with L_a L_aᵀ = J_a J_aᵀ: the Jacobians themselves when D ≤ d, else chol(J_a J_aᵀ)."""
+    d, big_d = jacobians.shape[1:]
+    return jacobians if big_d <= d else _spd_factor(jacobians @ jacobians.transpose(1, 2))
+
+
+def _system(fx: Tensor, fy: Tensor, fz: Tensor, lf: Tensor, kernel: Kernel) -> tuple[Tensor, Tensor]:
+    """``(G, v)``: the Gram matrix of the elements [k(φ_a,·) (M); e_{a,s} (M·r)] and their inner
+    products with η, e_{a,s} = Σ_p L_a[p,s] ∂_p K(φ_a,·) (``lf`` holds the L_a)."""
+    big_m, r = fz.shape[0], lf.shape[2]
+    try:
+        # ⟨k(φ_a,·), k(φ_b,·)⟩, ⟨e_{a,s}, k(φ_b,·)⟩ and ⟨e_{a,s}, e_{b,t}⟩
+        k_zz, cross, mixed = kernel.projected_derivatives(fz, fz, lf, lf)
+        k_zs, dk_zs, _ = kernel.projected_derivatives(fz, torch.cat([fx, fy], 0), lf)
+    except NotImplementedError:
+        raise ValueError(
+            f"GCMMD needs a kernel with analytic derivatives; {type(kernel).__name__} has none "
+            "(use a radial, linear or polynomial kernel)"
+        ) from None
+
+    m = fx.shape[0]
+    eta = k_zs[:, :m].mean(1) - k_zs[:, m:].mean(1)  # η(φ_a), (M,)
+    grad_eta = dk_zs[:, :m].mean(1) - dk_zs[:, m:].mean(1)  # ⟨e_{a,s}, η⟩, (M, r)
+    v = torch.cat([eta, grad_eta.reshape(-1)])
+
+    cross = cross.permute(0, 2, 1).reshape(big_m * r, big_m)
+    mixed = mixed.permute(0, 2, 1, 3).reshape(big_m * r, big_m * r)
+    gram = torch.cat([torch.cat([k_zz, cross.T], 1), torch.cat([cross, mixed], 1)], 0)
+    return 0.5 * (gram + gram.T), v
+
+
+def _regularised_cholesky(gram: Tensor, c: float) -> Tensor:
+    """The lower Cholesky factor of G + cI."""
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    chol, info = torch.linalg.cholesky_ex(gram + c * eye)
+    if bool(info > 0):
+        raise ValueError("the GCMMD system is not positive definite (non-finite features or Jacobians?)")
+    return chol
+
+
 def _gcmmd2_parts(
     fx: Tensor,
     fy: Tensor,
@@ -167,36 +216,11 @@ def _gcmmd2_parts(
             f"the exact GCMMD system has size M(r+1) = {big_m}·{r + 1} = {size} > {MAX_EXACT_SIZE}; "
             'use method="cholesky" (low rank) or fewer measure points'
         )
-    # L_a with L_a L_aᵀ = J_a J_aᵀ: (M, d, r)
-    lf = jacobians if big_d <= d else _spd_factor(jacobians @ jacobians.transpose(1, 2))
-    try:
-        # ⟨k(φ_a,·), k(φ_b,·)⟩, ⟨e_{a,s}, k(φ_b,·)⟩ and ⟨e_{a,s}, e_{b,t}⟩ with e_{a,s} = Σ_p L_a[p,s] ∂_p K(φ_a,·)
-        k_zz, cross, mixed = kernel.projected_derivatives(fz, fz, lf, lf)
-        k_zs, dk_zs, _ = kernel.projected_derivatives(fz, torch.cat([fx, fy], 0), lf)
-    except NotImplementedError:
-        raise ValueError(
-            f"GCMMD needs a kernel with analytic derivatives; {type(kernel).__name__} has none "
-            "(use a radial, linear or polynomial kernel)"
-        ) from None
-
-    m = fx.shape[0]
-    eta = k_zs[:, :m].mean(1) - k_zs[:, m:].mean(1)  # η(φ_a), (M,)
-    grad_eta = dk_zs[:, :m].mean(1) - dk_zs[:, m:].mean(1)  # ⟨e_{a,s}, η⟩, (M, r)
-    v = torch.cat([eta, grad_eta.reshape(-1)])
-
-    # Gram matrix of [K(φ_a,·) (M) ; e_{a,s} (M·r)]
-    cross = cross.permute(0, 2, 1).reshape(big_m * r, big_m)
-    mixed = mixed.permute(0, 2, 1, 3).reshape(big_m * r, big_m * r)
-    gram = torch.cat([torch.cat([k_zz, cross.T], 1), torch.cat([cross, mixed], 1)], 0)
-    gram = 0.5 * (gram + gram.T)
+    gram, v = _system(fx, fy, fz, _factor(jacobians), kernel)
     c = big_m * lam
 
     if method == "exact":
-        eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
-        chol, info = torch.linalg.cholesky_ex(gram + c * eye)
-        if bool(info > 0):
-            raise ValueError("the GCMMD system is not positive definite (non-finite features or Jacobians?)")
-        w = torch.linalg.solve_triangular(chol, v[:, None], upper=False)
+        w = torch.linalg.solve_triangular(_regularised_cholesky(gram, c), v[:, None], upper=False)
         quad = (w * w).sum()
     else:
         low = pivoted_cholesky(gram, rank, tol)  # (N, r')
@@ -245,27 +269,85 @@ def gcmmd2_critic(
     μ is the empirical measure on ``measure_points`` (default: the real batch, whose forward pass is
     then shared with the μ points). Differentiable in ``fake``, and in the critic's parameters unless
     ``critic_grad=False`` (a generator step: the μ points' features and Jacobians are then constants,
-    which spares the double-backward graph). The Jacobians come from one batched backward pass, or
-    when the input dimension D is below the feature dimension d from D forward-mode products on a
-    second forward pass (:func:`igm.penalties.forward_jacobians`).
+    which spares the double-backward graph). The Jacobians: :func:`_measure_jacobians`.
     stats: ``"gcmmd2"`` and ``"mmd2"`` (biased), detached.
     """
-    if measure_points is not None and measure_points.shape[1:] != real.shape[1:]:
-        raise ValueError(
-            f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "
-            f"the batch {tuple(real.shape[1:])}"
-        )
-    points = real if measure_points is None else measure_points
-    z = points.detach()
-    z = z.requires_grad_(True)
-    fz = critic_features(critic, z)
-    if z[0].numel() < fz.shape[1]:  # D < d: D forward-mode products beat d backward passes
-        fz, jac = forward_jacobians(lambda t: critic_features(critic, t), z.detach(), create_graph=critic_grad)
-    else:
-        jac = critic_jacobians(fz, z, create_graph=critic_grad)
+    fz, jac = _measure_jacobians(critic, real, measure_points, create_graph=critic_grad)
     fx = fz if measure_points is None else critic_features(critic, real)
     if not critic_grad:
         fz, jac, fx = fz.detach(), jac.detach(), fx.detach()
     fy = critic_features(critic, fake)
     value, mmd2_b = _gcmmd2_parts(fx, fy, fz, jac, kernel, lam, method=method, rank=rank)
     return value, {"gcmmd2": value.detach(), "mmd2": mmd2_b.detach()}
+
+
+def _measure_jacobians(
+    critic: Callable[[Tensor], Tensor], real: Tensor, measure_points: Tensor | None, *, create_graph: bool
+) -> tuple[Tensor, Tensor]:
+    """Features (M, d) and Jacobians (M, d, D) of the critic at the μ points (default: ``real``): one
+    batched backward pass, or when the input dimension D is below the feature dimension d, D
+    forward-mode products on a second forward pass (:func:`igm.penalties.forward_jacobians`)."""
+    if measure_points is not None and measure_points.shape[1:] != real.shape[1:]:
+        raise ValueError(
+            f"measure points have per-sample shape {tuple(measure_points.shape[1:])}, "
+            f"the batch {tuple(real.shape[1:])}"
+        )
+    z = (real if measure_points is None else measure_points).detach().requires_grad_(True)
+    fz = critic_features(critic, z)
+    if z[0].numel() < fz.shape[1]:  # D < d: D forward-mode products beat d backward passes
+        return forward_jacobians(lambda t: critic_features(critic, t), z.detach(), create_graph=create_graph)
+    return fz, critic_jacobians(fz, z, create_graph=create_graph)
+
+
+def gcmmd_witness(
+    fx: Tensor, fy: Tensor, fz: Tensor, jacobians: Tensor, kernel: Kernel, lam: float
+) -> Callable[[Tensor], Tensor]:
+    """The unnormalised optimal GCMMD critic f̃ = (D_μ + λI)⁻¹ η, as a function of features (n, d) → (n,).
+
+    Arguments as :func:`gcmmd2`. Woodbury on the same system gives f̃ = (η − Σ_b w_b e_b) / λ with
+    w = (G + MλI)⁻¹ v, e_b the elements k(φ_a,·) and e_{a,s}; so E_P f̃ − E_Q f̃ = ⟨η, f̃⟩_H = GCMMD²
+    (the exact value) and the optimal critic of the supremum is f̃ / GCMMD. Not differentiable:
+    the solve and the returned function run without autograd.
+    """
+    from igm.mmd import witness
+
+    lam = float(lam)
+    _check_inputs(fx, fy, fz, jacobians, lam)
+    big_m = fz.shape[0]
+    with torch.no_grad():
+        fx, fy, fz = fx.detach(), fy.detach(), fz.detach()
+        lf = _factor(jacobians.detach())
+        gram, v = _system(fx, fy, fz, lf, kernel)
+        w = torch.cholesky_solve(v[:, None], _regularised_cholesky(gram, big_m * lam))[:, 0]
+    eta = witness(fx, fy, kernel)
+
+    def f(u: Tensor) -> Tensor:
+        with torch.no_grad():
+            k_zu, e_zu, _ = kernel.projected_derivatives(fz, u, lf)  # (M, n), (M, n, r)
+            e_zu = e_zu.permute(0, 2, 1).reshape(-1, u.shape[0])  # rows a·r + s, as in v
+            return (eta(u) - w[:big_m] @ k_zu - w[big_m:] @ e_zu) / lam
+
+    return f
+
+
+def gcmmd_witness_critic(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    kernel: Kernel,
+    lam: float,
+    *,
+    measure_points: Tensor | None = None,
+) -> Callable[[Tensor], Tensor]:
+    """:func:`gcmmd_witness` of ``critic`` features between ``real`` (P) and ``fake`` (Q), as a function
+    of inputs t: f̃(φ(t)). μ as in :func:`gcmmd2_critic` (default: the real batch)."""
+    fz, jac = _measure_jacobians(critic, real, measure_points, create_graph=False)
+    with torch.no_grad():
+        fx, fy = critic_features(critic, real), critic_features(critic, fake)
+    f = gcmmd_witness(fx, fy, fz.detach(), jac.detach(), kernel, lam)
+
+    def at_inputs(t: Tensor) -> Tensor:
+        with torch.no_grad():
+            return f(critic_features(critic, t))
+
+    return at_inputs
