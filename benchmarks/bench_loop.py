@@ -380,7 +380,7 @@ def components(case: Case, blocks: int = 15, block_s: float = 0.1) -> None:
     two sides; the per-call time is process CPU time (robust to other processes' load; with one torch
     thread it is the time of the work itself), median over blocks, minimum in brackets.
     """
-    from igm.train import loop as L
+    from igm.train import step as L
 
     run, plain = case.run, case.plain
     obj, n_crit = run.objective, run.config.train.n_critic
@@ -408,7 +408,7 @@ def components(case: Case, blocks: int = 15, block_s: float = 0.1) -> None:
         ("generator loss + backward (×1)", 1,
          fb(lambda: obj.generator_loss(D, real, fake_g)[0]),
          fb(lambda: plain.generator_loss(D, real if plain.gen_needs_real else None, fake_g))),
-        (f"non-finite check (×{n_crit + 1})", n_crit + 1, lambda: L._finite(loss, "critic", 0), lambda: None),
+        (f"non-finite check (×{n_crit + 1})", n_crit + 1, lambda: L.finite(loss, "critic", 0), lambda: None),
         ("real batch for the generator step (×1)", 1,
          lambda: L._real(run, bs), (lambda: plain.real()) if plain.gen_needs_real else (lambda: None)),
     ]

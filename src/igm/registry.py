@@ -50,6 +50,11 @@ class Registry(Generic[T]):
         except (KeyError, TypeError):
             raise ValueError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}") from None
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` (a plugin's or a test's registration) and return its entry."""
+        self.get(name)  # an unknown name: the same error as get
+        return self._entries.pop(name)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

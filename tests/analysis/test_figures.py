@@ -58,6 +58,19 @@ def test_aggregate_against_hand_computation():
     assert table.splitlines()[2].startswith("| `q` |")  # sorted by KID, best first
 
 
+def test_train_seconds_counts_every_logged_window_once(tmp_path):
+    """Σ sec_per_step × window length, skipping records without timing (events, evaluations)."""
+    records = [{"step": 0, "event": "speed"}, {"step": 50, "sec_per_step": 0.2}, {"step": 100, "sec_per_step": 0.4},
+               {"step": 100, "eval/kid": 1.0}, {"step": 120, "sec_per_step": 1.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert comparison.train_seconds(tmp_path) == pytest.approx(50 * 0.2 + 50 * 0.4 + 20 * 1.0)
+    assert comparison.train_seconds(tmp_path / "missing") is None
+    rows = [{"preset": "p", "kid": 1.0, "fid": 1.0, "seconds": s} for s in (30.0, 10.0, 20.0)]
+    (agg,) = comparison.aggregate(rows)
+    assert agg["seconds_min"] == 10.0 and agg["seconds"] == pytest.approx(20.0)
+    assert comparison.markdown_table([agg]).splitlines()[2].endswith("| 10 |")
+
+
 def test_cli_lists_figures_and_rejects_unknown(capsys):
     assert main(["figure", "list"]) == 0
     assert "digits-comparison" in capsys.readouterr().out
