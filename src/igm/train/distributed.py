@@ -7,27 +7,18 @@ for CUDA devices, gloo for CPU; ``dist.backend``) and :meth:`DistContext.attach`
 and training is exactly the single-process loop. A process group the caller initialised already is
 used as it is.
 
-How the models are trained
---------------------------
-- **Generator**: wrapped in ``DistributedDataParallel`` for the training forward passes (gradient
-  averaging overlapped with backward, BatchNorm buffers broadcast from rank 0 at each forward). The
-  run keeps the unwrapped module, so checkpoints, EMA, samples and evaluation never see DDP.
-- **Critic**: *not* wrapped. Its loss differentiates through input gradients (gradient penalties,
-  SMMD's Jacobian term, Sobolev's constraint: double backward), runs it several times per step
-  (real, fake, interpolates) and is also backpropagated through during the generator step, where
-  its gradients are discarded. DDP's reducer supports none of that in general, so after each critic
-  backward the loop averages the critic's gradients over ranks with one flat all-reduce
-  (:meth:`DistContext.average_gradients`), which also carries the loss (for the finiteness check
-  every rank must decide alike) and which parameters received a gradient anywhere.
-- **Simultaneous objectives** (GRAM) take both gradients with ``torch.autograd.grad``, which DDP's
-  hooks never see: there the generator is not wrapped either and both are averaged by hand.
-- Weights start identical (the same seed on every rank, then a broadcast from rank 0). Since every
-  rank applies the same averaged gradients, they stay identical; so do the spectral-norm vectors,
-  whose power iteration depends on the weights only. At every log step rank 0's buffers are
-  broadcast again, so floating-point drift between ranks cannot outlast one log interval.
-- **Objective state** stays identical without communication: Sobolev's multiplier is updated from a
-  constraint value that the objective already averages over ranks; weight clipping acts on
-  identical weights.
+How the models are trained (the full account: ``docs/distributed.md``)
+------------------------------------------------------------------------
+- The generator's training call is wrapped in ``DistributedDataParallel``; the run keeps the
+  unwrapped module, so checkpoints, EMA, samples and evaluation never see DDP.
+- The critic is not wrapped: its losses differentiate input gradients (double backward) and run it
+  several times per step, which DDP's reducer does not support. After each critic backward its
+  gradients are averaged with one flat all-reduce (:meth:`DistContext.average_gradients`), which
+  also carries the loss, so that every rank decides on a non-finite loss alike. GRAM's simultaneous
+  step takes both gradients with ``torch.autograd.grad`` and averages both by hand.
+- Weights start identical (one seed, then a broadcast) and stay so (the same averaged gradients);
+  rank 0's buffers are broadcast again at every log step. Objective state (Sobolev's multiplier)
+  follows from values the objective already averages over ranks.
 
 MMD estimators across ranks (``dist.mmd_estimator``)
 ----------------------------------------------------
@@ -78,6 +69,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from igm.train.config import ConfigError, RunConfig
+from igm.train.shard import RankShard, _is_finite_dataset
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -169,48 +161,6 @@ def shutdown() -> None:
     if _OWNED and dist.is_initialized():
         dist.destroy_process_group()
     _OWNED = False
-
-
-# ----------------------------------------------------------------------------------------------
-# data
-
-
-class RankShard:
-    """Rank ``rank``'s share of a finite dataset, a data source of its own: the indices
-    ``perm[rank::world]`` of one permutation drawn from ``seed`` (the same on every rank), so the
-    shares are disjoint, cover the dataset and differ in size by at most one. ``sample(n, generator)``
-    draws uniformly with replacement within the share; ``shape`` and ``kind`` are the dataset's."""
-
-    def __init__(self, data: Any, rank: int, world: int, seed: int):
-        n = len(data)
-        if n < world:
-            raise ConfigError(f"the dataset has {n} samples, fewer than the {world} processes")
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        self.data, self.rank, self.world = data, rank, world
-        self.shape, self.kind = tuple(data.shape), getattr(data, "kind", "image")
-        self.indices = perm[rank::world].sort().values  # sorted: disk-backed sets read in file order
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Tensor:
-        return self.data[int(self.indices[i])]
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        from igm.data.base import draw_indices
-
-        pick = self.indices[draw_indices(len(self.indices), n, generator)]
-        gather = getattr(self.data, "_gather", None)
-        return gather(pick) if gather is not None else torch.stack([self.data[int(i)] for i in pick])
-
-    def __repr__(self) -> str:
-        return f"RankShard({self.data!r}, rank={self.rank}, world={self.world}, size={len(self)})"
-
-
-def _is_finite_dataset(data: Any) -> bool:
-    from igm.data import FiniteDataset
-
-    return isinstance(data, FiniteDataset) or (hasattr(data, "__len__") and hasattr(data, "__getitem__"))
 
 
 # ----------------------------------------------------------------------------------------------
