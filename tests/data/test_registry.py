@@ -6,7 +6,7 @@ import pytest
 
 import igm.data as D
 
-EXPECTED = {"ring", "grid", "swiss-roll", "digits", "image-folder", "celeba", "lsun", "npy", "mnist", "cifar10"}
+EXPECTED = {"ring", "grid", "swiss-roll", "digits", "image-folder", "celeba", "lsun", "npy", "mnist", "mnist5k", "cifar10"}
 
 
 def test_names() -> None:

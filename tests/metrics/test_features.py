@@ -221,7 +221,7 @@ def test_train_digits_net_mnist_and_digits(tmp_path: Path) -> None:
     assert acc > 0.6 and json.loads(out.with_suffix(".json").read_text())["split_seed"] == 0
     with pytest.raises(ValueError, match="mnist"):
         FX.train_digits_net("mnist", path=None)
-    with pytest.raises(ValueError, match="'digits' or 'mnist'"):
+    with pytest.raises(ValueError, match="'digits', 'mnist5k', 'mnist'"):
         FX.train_digits_net("cifar")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         FX.get("digits", weights=tmp_path / "nope.pt")
@@ -243,7 +243,7 @@ def test_raw_extractor() -> None:
 
 
 def test_registry_errors_list_names() -> None:
-    assert FX.names() == ["digits", "inception", "raw"]
+    assert FX.names() == ["digits", "inception", "mnist", "raw"]
     with pytest.raises(ValueError) as err:
         FX.get("vgg16")
     assert all(n in str(err.value) for n in FX.names())

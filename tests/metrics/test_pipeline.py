@@ -16,6 +16,13 @@ def test_default_extractor_from_the_data():
     assert pipeline.default_extractor(None, (1, 8, 8)) == "digits"
     assert pipeline.default_extractor("cifar10") == "inception"
     assert pipeline.default_extractor(None, (3, 32, 32)) == "inception"
+    for name in ("mnist", "mnist5k"):
+        assert pipeline.default_extractor(name) == "mnist"
+        assert pipeline.default_extractor(name, (1, 32, 32)) == "mnist"  # MNIST padded to 32: still MNIST
+    assert pipeline.default_extractor(None, (1, 28, 28)) == "mnist"
+    assert pipeline.default_extractor("npy", (1, 28, 28)) == "mnist"
+    assert pipeline.default_extractor("digits", (1, 28, 28)) == "digits"  # the name decides when known
+    assert pipeline.default_extractor(None, (3, 28, 28)) == "inception"
 
 
 def test_reference_key_is_plain_and_stable():

@@ -25,6 +25,8 @@ CRITICS = [  # (name, shape, params) at small sizes, all without batch coupling
     ("resnet", (3, 16, 16), {"channels": 32}),
     ("resnet", (1, 8, 8), {"channels": 16}),
     ("dcgan-ae", (3, 16, 16), {"base_channels": 16}),
+    ("convnet", (1, 28, 28), {"channels": [4, 8, 8]}),
+    ("convnet", (3, 16, 16), {"norm": "layer", "channels": [4, 8]}),
 ]
 
 
@@ -182,6 +184,7 @@ SPECTRAL_CASES = [
     ("resnet", (3, 8, 8), {"channels": 16}),
     ("mlp", (2,), {}),
     ("dcgan-ae", (1, 16, 16), {}),
+    ("convnet", (1, 28, 28), {}),
 ]
 
 
@@ -209,7 +212,7 @@ def test_spectral_parametrisation(name: str, shape: tuple[int, ...], params: dic
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"name": "vgg"}, "valid names: dcgan, dcgan-ae, mlp, resnet, sngan"),
+        ({"name": "vgg"}, "valid names: convnet, dcgan, dcgan-ae, mlp, resnet, sngan"),
         ({"role": "discriminator"}, "valid: generator, critic"),
         ({"shape": (3, 30, 30)}, "supported: powers of two from 8 to 256 and 28"),
         ({"shape": (3, 12, 12)}, "supported"),
@@ -241,7 +244,7 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
 
 
 def test_names_and_parameters() -> None:
-    assert N.names() == ["dcgan", "dcgan-ae", "mlp", "resnet", "sngan"]
+    assert N.names() == ["convnet", "dcgan", "dcgan-ae", "mlp", "resnet", "sngan"]
     assert N.names("generator") == ["dcgan", "mlp", "resnet", "sngan"]
     assert N.parameters("sngan", "critic") == ["base_channels", "negative_slope"]
     assert N.parameters("dcgan-ae", "generator") == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .base import Dataset, FiniteDataset, TensorDataset, get, names, registry, uint8_to_unit
 from .digits import Digits
 from .images import LSUN, CelebA, ImageFolder
+from .mnist5k import MNIST5k
 from .readers import CIFAR10, MNIST, NpyDataset, read_idx
 from .toy import GaussianMixture2D, Grid, Ring, SwissRoll
 
@@ -25,6 +26,7 @@ __all__ = [
     "ImageFolder",
     "LSUN",
     "MNIST",
+    "MNIST5k",
     "NpyDataset",
     "Ring",
     "SwissRoll",

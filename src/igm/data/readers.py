@@ -121,6 +121,17 @@ def read_idx(p: Path, magic: int, ndim: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def mnist_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 1, 28, 28) digits at ``size``: 28 unchanged, 32 padded with 2 background pixels a
+    side (uint8 0 is −1 after conversion), any other size a bilinear resize to float in [−1, 1]."""
+    if size == x.shape[-1]:
+        return x
+    if size == 32 and x.shape[-1] == 28:
+        return F.pad(x, (2, 2, 2, 2))
+    return F.interpolate(uint8_to_unit(x), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < x.shape[-1]).clamp_(-1, 1)
+
+
 @registry.register("mnist")
 class MNIST(TensorDataset):
     """MNIST from its IDX files in folder ``path`` (also its ``raw/`` or ``MNIST/raw/``), optionally gzipped.
@@ -147,12 +158,7 @@ class MNIST(TensorDataset):
             labels = torch.from_numpy(read_idx(labels_file, 2049, 1).astype(np.int64))
             if len(labels) != len(x):
                 raise ValueError(f"{str(labels_file)!r} holds {len(labels)} labels for {len(x)} images")
-        if size == 32 and x.shape[-1] == 28:
-            x = F.pad(x, (2, 2, 2, 2))  # uint8 0 = background, -1 after conversion
-        elif size != x.shape[-1]:
-            x = F.interpolate(uint8_to_unit(x), size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=size < x.shape[-1]).clamp_(-1, 1)
-        super().__init__(x, "image", labels)
+        super().__init__(mnist_size(x, size), "image", labels)
         self.split, self.size = split, size
 
     @staticmethod

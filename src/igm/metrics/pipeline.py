@@ -40,10 +40,22 @@ __all__ = [
 ]
 
 
+MNIST_DATA = ("mnist", "mnist5k")
+
+
 def default_extractor(data_name: str | None = None, shape: tuple[int, ...] | None = None) -> str:
-    """``"digits"`` for the 8×8 digits (by name, or images of shape (1, 8, 8)), else ``"inception"``."""
-    if data_name == "digits" or (shape is not None and tuple(shape) == (1, 8, 8)):
+    """The extractor a dataset is scored with: ``"digits"`` for sklearn's digits (by name, or images
+    of shape (1, 8, 8)), ``"mnist"`` for MNIST (``mnist``/``mnist5k`` by name, or images of shape
+    (1, 28, 28)), else ``"inception"``. The name decides when it is known: digits upsampled to
+    28×28 are still scored by the digits net."""
+    if data_name == "digits":
         return "digits"
+    if data_name in MNIST_DATA:
+        return "mnist"
+    if shape is not None and tuple(shape) == (1, 8, 8):
+        return "digits"
+    if shape is not None and tuple(shape) == (1, 28, 28):
+        return "mnist"
     return "inception"
 
 

