@@ -69,22 +69,16 @@ def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> 
 
 
 def train_seconds(run_dir: Path) -> float | None:
-    """The training time of a run from its ``metrics.jsonl``: Σ over logged windows of
-    ``sec_per_step`` × the steps in the window. Unlike ``summary.json``'s ``seconds`` (the last
-    attempt's), it covers every attempt of a resumed run once: a resume drops the records after its
-    checkpoint, and the steps trained again are logged again. None without a log."""
+    """The training time of a run from its ``metrics.jsonl`` (:func:`igm.train.artifacts.training_seconds`).
+    Unlike ``summary.json``'s ``seconds`` (the last attempt's), it covers every attempt of a resumed
+    run once. None without a log."""
+    from igm.train.artifacts import read_metrics, training_seconds
+
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return None
-    total, last = 0.0, 0
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if "sec_per_step" not in record:
-            continue
-        step = int(record["step"])
-        total += float(record["sec_per_step"]) * (step - last)
-        last = step
-    return total
+    at_step = training_seconds(read_metrics(path))
+    return at_step[max(at_step)] if at_step else 0.0
 
 
 def aggregate(rows: list[dict]) -> list[dict]:

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from igm.train.artifacts import read_metrics, training_seconds
+
 __all__ = [
     "MIN_HIGH_QUALITY",
     "converged",
@@ -72,29 +74,17 @@ class RunScore:
     curve: list[tuple[int, float, int]]  # (step, high-quality share, modes covered) per evaluation
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            rows.append(json.loads(line))
-    return rows
-
-
 def score_run(run_dir: str | Path, preset: str = "", seed: int = -1) -> RunScore:
     """Score a finished run from its ``summary.json`` and ``metrics.jsonl``."""
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    rows = _read_jsonl(run_dir / "metrics.jsonl")
-    elapsed, last_step, at_step = 0.0, 0, {0: 0.0}
+    rows = read_metrics(run_dir)
+    at_step = {0: 0.0, **training_seconds(rows)}
+    elapsed = at_step[max(at_step)]
     curve: list[tuple[int, float, int]] = []
     first = None
     for row in rows:
         step = int(row["step"])
-        if "sec_per_step" in row and step > last_step:
-            elapsed += float(row["sec_per_step"]) * (step - last_step)
-            last_step = step
-            at_step[step] = elapsed
         if "eval/high_quality" in row:
             if curve and curve[-1][0] == step:  # the final evaluation repeats the last step's
                 continue

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MetricsLog", "image_grid", "save_image_grid", "save_scatter"]
+__all__ = ["MetricsLog", "read_metrics", "training_seconds", "image_grid", "save_image_grid", "save_scatter"]
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 
@@ -36,6 +36,28 @@ def _quiet_tensorboard_write_errors() -> None:
 
     hook._igm_filter = True  # type: ignore[attr-defined]
     threading.excepthook = hook
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (the file, or the run directory holding it), in order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def training_seconds(records: list[dict[str, Any]]) -> dict[int, float]:
+    """``{step: training seconds up to that step}`` at each logged step: ``sec_per_step`` × the
+    steps of its logging window, summed. A resumed run dropped the records after its checkpoint and
+    logged the steps it trained again, so each step counts once, whatever the number of attempts."""
+    elapsed, last, at_step = 0.0, 0, {}
+    for record in records:
+        step = int(record["step"])
+        if "sec_per_step" in record and step > last:
+            elapsed += float(record["sec_per_step"]) * (step - last)
+            last = step
+            at_step[step] = elapsed
+    return at_step
 
 
 class MetricsLog:

@@ -70,6 +70,7 @@ from torch import Tensor, nn
 
 from igm.train.config import ConfigError, RunConfig
 from igm.train.shard import RankShard, _is_finite_dataset
+from igm.train.step import finite
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -291,21 +292,15 @@ class DistContext:
         """Nothing before backward: the ranks check the mean loss after the all-reduce, together."""
 
     def critic_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
-        from igm.train.step import finite
-
         finite(self.average_gradients(params, loss)[0], "critic", step)
 
     def generator_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
-        from igm.train.step import finite
-
         if self.ddp is None:  # averaged by hand
             finite(self.average_gradients(params, loss)[0], "generator", step)
         else:  # DDP averaged the gradients in backward
             finite(self.mean_loss(loss), "generator", step)
 
     def joint_grads(self, params: list[Tensor], c_loss: Tensor, g_loss: Tensor, step: int) -> None:
-        from igm.train.step import finite
-
         for what, mean in zip(("critic", "generator"), self.average_gradients(params, c_loss, g_loss)):
             finite(mean, what, step)
 
