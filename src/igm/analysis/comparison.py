@@ -1,10 +1,17 @@
-"""``igm figure digits-comparison``: every image objective trained with its ``digits-*`` preset over
-several seeds, scored by digits-feature KID and FID.
+"""The method comparisons: every image objective trained with its family's presets over several
+seeds, scored by KID and FID on the family's feature net.
+
+* ``igm figure digits-comparison``: the ``digits-*`` presets on scikit-learn's 8×8 digits (a quick
+  check: the data is too easy to separate the best methods);
+* ``igm figure mnist-comparison``: the ``mnist-*`` presets on the 5,000 shipped MNIST digits, with
+  KID curves over training (the headline comparison).
 
 Protocol: each method at its own preset, i.e. its paper's optimiser, learning rates and schedule
-(WGAN and MMD-GAN: RMSProp 5e-5; LGAN: β₁ = 0 with a linear decay to 0; the others Adam 2e-4,
-constant), for the preset's full step budget (``steps=None``). ``steps=N`` shortens every run to N
-generator steps for a quick check; a schedule that decays to 0 then decays over those N steps.
+(WGAN and MMD-GAN: RMSProp 5e-5; LGAN: β₁ = 0 with a linear decay to 0; GRAM: simultaneous
+updates; the others Adam 2e-4, constant), with the same ``overrides`` (network widths) for every
+method, for ``steps`` generator steps (None: each preset's own budget). A schedule that decays to 0
+decays over those steps. Presets whose data is not the family's (``mnist-gram-paper`` reads IDX
+files) are left out.
 
 The runs live under ``OUT/runs/PRESET/seedN``. The command is resumable: a finished run (its
 ``summary.json`` at the requested step) is read back, an interrupted one resumes from its last
@@ -24,47 +31,80 @@ from pathlib import Path
 
 from igm.analysis.figures import register, write_json
 
-__all__ = ["ComparisonOptions", "digits_comparison", "aggregate", "markdown_table", "train_seconds"]
+__all__ = [
+    "ComparisonOptions", "MnistComparisonOptions", "digits_comparison", "mnist_comparison", "run_all",
+    "aggregate", "markdown_table", "train_seconds", "kid_curve", "late_drop",
+]
+
+# The MNIST comparison's widths: the mnist-* presets' DCGANs at 16 base channels instead of 32, which
+# halves a critic step on this CPU (0.25 s a generator step with 5 critic steps at batch 64, two runs
+# at once), so that 15 presets × 3 seeds × 1000 steps fit in about 2 hours on 2 cores.
+MNIST_WIDTHS = ("model.generator_params.base_channels=16", "model.critic_params.base_channels=16")
 
 
 @dataclass
 class ComparisonOptions:
-    presets: tuple[str, ...] = ()  # default: every digits-* preset
+    presets: tuple[str, ...] = ()  # default: every preset of the family on the family's data
     seeds: int = 3
     steps: int | None = None  # generator steps for every run (None: each preset's own train.steps)
-    eval_samples: int = 1000  # generated samples scored at the end
+    eval_every: int | None = None  # KID/FID every N steps for the curves (None: only at the end)
+    eval_samples: int = 1000  # generated samples scored at each evaluation
+    overrides: tuple[str, ...] = ()  # config overrides applied to every preset (the same for all)
     threads: int = 1  # torch CPU threads per run
     progress: bool = False  # per-run progress bars
 
 
-def _presets(opts: ComparisonOptions) -> list[str]:
+@dataclass
+class MnistComparisonOptions(ComparisonOptions):
+    steps: int | None = 1000
+    eval_every: int | None = 100
+    overrides: tuple[str, ...] = MNIST_WIDTHS
+
+
+def _presets(opts: ComparisonOptions, family: str, data: str) -> list[str]:
     from igm.train import presets
 
-    names = list(opts.presets) or [n for n in presets.names() if n.startswith("digits-")]
+    names = list(opts.presets) or [
+        n for n in presets.names() if n.startswith(f"{family}-") and presets.get(n).data.name == data
+    ]
     for name in names:
         presets.get(name)  # an unknown name is an error listing the valid ones
     return names
 
 
-def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> dict:
-    from igm.train import apply_overrides, build_run, load_run, presets, train
-    from igm.train.checkpoint import resumable
+def _check(opts: ComparisonOptions) -> None:
+    if opts.seeds < 1 or (opts.steps is not None and opts.steps < 1):
+        raise ValueError("seeds and steps must be positive")
+    if opts.eval_every is not None and opts.eval_every < 1:
+        raise ValueError("eval_every must be positive (or null: only at the end)")
+
+
+def _config(preset: str, seed: int, opts: ComparisonOptions):
+    from igm.train import apply_overrides, presets
 
     steps = opts.steps if opts.steps is not None else presets.get(preset).train.steps
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        saved = json.loads(summary_path.read_text())
-        if saved.get("step") == steps:
-            return saved
-    if resumable(run_dir / "checkpoints"):
-        return train(load_run(run_dir), resume=True)
+    every = min(opts.eval_every or steps, steps)
     overrides = [
-        f"train.steps={steps}", f"train.seed={seed}", f"train.threads={opts.threads}",
-        f"train.progress={str(opts.progress).lower()}", f"eval.every={steps}",
+        *opts.overrides, f"train.steps={steps}", f"train.seed={seed}", f"train.threads={opts.threads}",
+        f"train.progress={str(opts.progress).lower()}", f"eval.every={every}",
         f"eval.samples={opts.eval_samples}", f"train.sample_every={steps}",
         f"train.checkpoint_every={max(1, min(steps, 100))}", f"train.log_every={max(1, min(steps, 50))}",
     ]
-    cfg = apply_overrides(presets.get(preset), overrides)
+    return apply_overrides(presets.get(preset), overrides)
+
+
+def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> dict:
+    from igm.train import build_run, load_run, train
+    from igm.train.checkpoint import resumable
+
+    cfg = _config(preset, seed, opts)  # built first: a bad override fails before any training
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        saved = json.loads(summary_path.read_text())
+        if saved.get("step") == cfg.train.steps:
+            return saved
+    if resumable(run_dir / "checkpoints"):
+        return train(load_run(run_dir), resume=True)
     return train(build_run(cfg, run_dir))
 
 
@@ -81,13 +121,58 @@ def train_seconds(run_dir: Path) -> float | None:
     return at_step[max(at_step)] if at_step else 0.0
 
 
+def kid_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """``(step, KID)`` of every in-training evaluation in a run's ``metrics.jsonl``, by step; where a
+    resumed run evaluated a step twice, the later record."""
+    from igm.train.artifacts import read_metrics
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    at = {r["step"]: r["eval/kid"] for r in read_metrics(path) if "eval/kid" in r}
+    return sorted(at.items())
+
+
+def late_drop(curve: list[tuple[int, float]], fraction: float = 0.3) -> float | None:
+    """How much KID still fell over the last ``fraction`` of training: (KID at the first evaluation
+    at or after (1 − fraction) · last step − final KID) / that KID. Near 0 (or negative): a plateau.
+    None with fewer than two evaluations."""
+    if len(curve) < 2:
+        return None
+    last = curve[-1][0]
+    start = next(k for s, k in curve if s >= (1 - fraction) * last)
+    return (start - curve[-1][1]) / start if start else 0.0
+
+
+def run_all(names: list[str], opts: ComparisonOptions, out_dir: Path) -> list[dict]:
+    """Train (or read back) every ``names`` × seed run under ``out_dir/runs``, seed-major so that a
+    stopped comparison has whole seeds done; one row per run."""
+    for preset in names:  # every config built before any training: a bad option fails at once
+        _config(preset, 0, opts)
+    rows = []
+    for seed in range(opts.seeds):
+        for preset in names:
+            run_dir = out_dir / "runs" / preset / f"seed{seed}"
+            summary = _one_run(preset, seed, opts, run_dir)
+            curve = kid_curve(run_dir)
+            rows.append({
+                "preset": preset, "seed": seed, "run_dir": str(run_dir), "step": summary.get("step"),
+                "kid": summary.get("eval/kid"), "fid": summary.get("eval/fid"), "seconds": train_seconds(run_dir),
+                "curve": curve, "late_drop": late_drop(curve),
+            })
+            print(f"{preset} seed {seed}: KID {rows[-1]['kid']:.4f}, FID {rows[-1]['fid']:.2f}, {rows[-1]['seconds']:.0f} s",
+                  flush=True)
+    return rows
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean ± sample std over seeds of KID, FID and training time, per preset, in the rows' order."""
+    """Mean ± sample std over seeds of KID, FID, training time and the late KID drop, per preset,
+    in the rows' order."""
     out = []
     for preset in dict.fromkeys(r["preset"] for r in rows):
         mine = [r for r in rows if r["preset"] == preset]
         entry = {"preset": preset, "seeds": len(mine)}
-        for key in ("kid", "fid", "seconds"):
+        for key in ("kid", "fid", "seconds", "late_drop"):
             vals = [r[key] for r in mine if r.get(key) is not None]
             entry[key] = statistics.fmean(vals) if vals else None
             entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
@@ -98,86 +183,56 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def markdown_table(agg: list[dict]) -> str:
-    lines = ["| preset | seeds | KID (mean ± std) | FID (mean ± std) | training time, fastest seed (s) |", "|---|---|---|---|---|"]
+    curves = any(e.get("late_drop") is not None for e in agg)
+    head = "| preset | seeds | KID (mean ± std) | FID (mean ± std) | training time, fastest seed (s) |"
+    rule = "|---|---|---|---|---|"
+    if curves:
+        head, rule = head + " KID drop over the last 30% |", rule + "---|"
+    lines = [head, rule]
     for e in sorted(agg, key=lambda e: e["kid"] if e["kid"] is not None else float("inf")):
-        lines.append(
-            f"| `{e['preset']}` | {e['seeds']} | {e['kid']:.3f} ± {e['kid_std']:.3f} | "
-            f"{e['fid']:.1f} ± {e['fid_std']:.1f} | {e['seconds_min']:.0f} |"
-        )
+        line = (f"| `{e['preset']}` | {e['seeds']} | {e['kid']:.3f} ± {e['kid_std']:.3f} | "
+                f"{e['fid']:.1f} ± {e['fid_std']:.1f} | {e['seconds_min']:.0f} |")
+        if curves:
+            line += f" {100 * e['late_drop']:.0f}% |" if e.get("late_drop") is not None else " — |"
+        lines.append(line)
     return "\n".join(lines)
 
 
-def _plot(agg: list[dict], rows: list[dict], out_dir: Path, steps: int | None) -> list[Path]:
-    import matplotlib
+def compare(opts: ComparisonOptions, out_dir: Path, family: str, data: str, features: str) -> dict:
+    """Run the comparison of ``family``'s presets and write ``OUT/FAMILY-comparison.{md,json}`` and
+    its figures."""
+    from igm.analysis.comparison_plots import plot_bars, plot_curves, plot_samples
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    order = sorted(agg, key=lambda e: e["kid"])
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.2))
-    ys = range(len(order))
-    ax.barh(list(ys), [e["kid"] for e in order], xerr=[e["kid_std"] for e in order], color="tab:blue", alpha=0.8)
-    for e, y in zip(order, ys):
-        seeds = [r["kid"] for r in rows if r["preset"] == e["preset"]]
-        ax.plot(seeds, [y] * len(seeds), "k.", ms=4)
-    ax.set_yticks(list(ys), [e["preset"] for e in order])
-    ax.invert_yaxis()
-    budget = "each preset's full budget" if steps is None else f"{steps} generator steps"
-    ax.set_xlabel(f"digits-feature KID after {budget} (mean ± std over seeds; dots: seeds)")
-    fig.tight_layout()
-    bars = out_dir / "digits-comparison-kid.png"
-    fig.savefig(bars, dpi=120)
-    plt.close(fig)
-
-    grids = []
-    for e in order:
-        run = next(r for r in rows if r["preset"] == e["preset"])
-        pngs = sorted((Path(run["run_dir"]) / "samples").glob("step_*.png"))
-        if pngs:
-            grids.append((e["preset"], e["kid"], pngs[-1]))
-    paths = [bars]
-    if grids:
-        cols = min(5, len(grids))
-        nrows = -(-len(grids) // cols)
-        fig, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols, 2.6 * nrows), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, (name, k, png) in zip(axes.flat, grids):
-            with Image.open(png) as im:
-                ax.imshow(im.convert("RGB"))
-            ax.set_title(f"{name.removeprefix('digits-')}\nKID {k:.3f}", fontsize=8)
-        fig.tight_layout()
-        samples = out_dir / "digits-comparison-samples.png"
-        fig.savefig(samples, dpi=120)
-        plt.close(fig)
-        paths.append(samples)
-    return paths
+    _check(opts)
+    names = _presets(opts, family, data)
+    rows = run_all(names, opts, out_dir)
+    agg = aggregate(rows)
+    table = markdown_table(agg)
+    tag = f"{family}-comparison"
+    (out_dir / f"{tag}.md").write_text(table + "\n")
+    budget = "each preset's full budget" if opts.steps is None else f"{opts.steps} generator steps"
+    figures = [plot_bars(agg, rows, out_dir / f"{tag}-kid.png", f"{features} KID after {budget}")]
+    if any(len(r["curve"]) > 1 for r in rows):
+        figures.append(plot_curves(agg, rows, out_dir / f"{tag}-curves.png", f"{features} KID"))
+    samples = plot_samples(agg, rows, out_dir / f"{tag}-samples.png", prefix=f"{family}-")
+    figures += [samples] if samples else []
+    payload = {"options": opts, "runs": rows, "aggregate": agg, "figures": [str(p) for p in figures],
+               "summary": table.splitlines()}
+    write_json(out_dir / f"{tag}.json", payload)
+    return payload
 
 
 @register("digits-comparison", ComparisonOptions,
           quick={"presets": ("digits-gan", "digits-sn-smmd"), "seeds": 2, "steps": 2, "eval_samples": 64},
           help="every digits-* preset at its own settings and budget, several seeds: KID, FID, training time")
 def digits_comparison(opts: ComparisonOptions, out_dir: Path) -> dict:
-    if opts.seeds < 1 or (opts.steps is not None and opts.steps < 1):
-        raise ValueError("seeds and steps must be positive")
-    names = _presets(opts)
-    rows = []
-    for seed in range(opts.seeds):  # seed-major: a stopped comparison has whole seeds done
-        for preset in names:
-            run_dir = out_dir / "runs" / preset / f"seed{seed}"
-            summary = _one_run(preset, seed, opts, run_dir)
-            rows.append({
-                "preset": preset, "seed": seed, "run_dir": str(run_dir), "step": summary.get("step"),
-                "kid": summary.get("eval/kid"), "fid": summary.get("eval/fid"), "seconds": train_seconds(run_dir),
-            })
-            print(f"{preset} seed {seed}: KID {rows[-1]['kid']:.4f}, FID {rows[-1]['fid']:.2f}, {rows[-1]['seconds']:.0f} s",
-                  flush=True)
-    agg = aggregate(rows)
-    table = markdown_table(agg)
-    (out_dir / "digits-comparison.md").write_text(table + "\n")
-    figures = _plot(agg, rows, out_dir, opts.steps)
-    payload = {"options": opts, "runs": rows, "aggregate": agg, "figures": [str(p) for p in figures],
-               "summary": table.splitlines()}
-    write_json(out_dir / "digits-comparison.json", payload)
-    return payload
+    return compare(opts, out_dir, "digits", "digits", "digits-feature")
+
+
+@register("mnist-comparison", MnistComparisonOptions,
+          quick={"presets": ("mnist-gan", "mnist-sn-smmd"), "seeds": 2, "steps": 4, "eval_every": 2,
+                 "eval_samples": 64,
+                 "overrides": ("model.generator_params.base_channels=4", "model.critic_params.base_channels=4")},
+          help="every mnist-* preset at its paper's settings (DCGAN widths 16), 3 seeds, KID curves over training")
+def mnist_comparison(opts: MnistComparisonOptions, out_dir: Path) -> dict:
+    return compare(opts, out_dir, "mnist", "mnist5k", "MNIST-net")
