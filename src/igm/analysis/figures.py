@@ -36,6 +36,7 @@ _MODULES = (
     "igm.analysis.lgan_gradients",
     "igm.analysis.critic_spectrum",
     "igm.analysis.comparison",
+    "igm.analysis.mnist_figures",
 )
 
 
