@@ -146,3 +146,21 @@ def test_mnist_gram_rejects_snapshots_that_do_not_divide_the_steps(capsys, tmp_p
     assert "snapshots must divide steps" in capsys.readouterr().err
     with pytest.raises(ValueError, match="positive"):
         mnist_figures._gram_config(mnist_figures.MnistGramOptions(steps=0))
+
+
+def test_a_longer_budget_extends_constant_rate_runs_and_retrains_decaying_ones(tmp_path):
+    quick = ["figure", "mnist-comparison", "--quick", "seeds=1", "presets=[mnist-gan,mnist-lgan]"]
+    out, fresh = tmp_path / "extended", tmp_path / "fresh"
+    assert main([*quick, "--out", str(out)]) == 0
+    assert main([*quick, "--out", str(out), "steps=6"]) == 0
+    assert main([*quick, "--out", str(fresh), "steps=6"]) == 0
+    got = {r["preset"]: r for r in json.loads((out / "mnist-comparison.json").read_text())["runs"]}
+    want = {r["preset"]: r for r in json.loads((fresh / "mnist-comparison.json").read_text())["runs"]}
+    # GAN (constant rate): resumed from step 4, its evaluations at 2 and 4 kept, and the same run as
+    # one trained for 6 steps from the start
+    assert [s for s, _ in got["mnist-gan"]["curve"]] == [2, 4, 6]
+    assert got["mnist-gan"]["kid"] == want["mnist-gan"]["kid"]
+    assert got["mnist-gan"]["curve"] == want["mnist-gan"]["curve"]
+    # LGAN (linear decay to 0): its 4-step run moved aside, and a 6-step run trained again
+    assert (out / "runs" / "mnist-lgan" / "seed0.steps4" / "summary.json").is_file()
+    assert got["mnist-lgan"]["kid"] == want["mnist-lgan"]["kid"]

@@ -15,7 +15,9 @@ files) are left out.
 
 The runs live under ``OUT/runs/PRESET/seedN``. The command is resumable: a finished run (its
 ``summary.json`` at the requested step) is read back, an interrupted one resumes from its last
-checkpoint, so a long comparison can be stopped and restarted at any point.
+checkpoint, so a long comparison can be stopped and restarted at any point. A larger ``steps``
+extends finished runs: those at a constant learning rate continue from their last checkpoint, the
+others (LGAN's linear decay) are moved aside to ``seedN.stepsK`` and trained again.
 
 Training time: from each run's ``metrics.jsonl`` (:func:`train_seconds`, every attempt of a
 resumed run counted once); the table gives the fastest seed's, since on a shared machine load
@@ -97,8 +99,25 @@ def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> 
         saved = json.loads(summary_path.read_text())
         if saved.get("step") == cfg.train.steps:
             return saved
+        if saved.get("step", 0) < cfg.train.steps:
+            return _extend(cfg, run_dir, saved["step"])
     if resumable(run_dir / "checkpoints"):
         return train(load_run(run_dir), resume=True)
+    return train(build_run(cfg, run_dir))
+
+
+def _extend(cfg, run_dir: Path, done: int) -> dict:
+    """A longer budget than a finished run's. With a constant learning rate the run's first ``done``
+    steps are the longer run's, so it resumes from its last checkpoint with the new budget; with a
+    decaying schedule they are not, so the old run is moved to ``seedN.steps<done>`` (nothing is
+    deleted) and the run starts again."""
+    from igm.train import build_run, load_run, train
+
+    if cfg.optim.schedule == "constant":
+        longer = [f"train.steps={cfg.train.steps}", f"train.sample_every={cfg.train.sample_every}",
+                  f"eval.every={cfg.eval.every}"]
+        return train(load_run(run_dir, longer), resume=True)
+    run_dir.rename(run_dir.with_name(f"{run_dir.name}.steps{done}"))
     return train(build_run(cfg, run_dir))
 
 
