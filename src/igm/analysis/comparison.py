@@ -34,7 +34,7 @@ from pathlib import Path
 from igm.analysis.figures import register, write_json
 
 __all__ = [
-    "ComparisonOptions", "MnistComparisonOptions", "digits_comparison", "mnist_comparison", "run_all",
+    "ComparisonOptions", "MnistComparisonOptions", "digits_comparison", "mnist_comparison", "run_all", "train_or_read",
     "aggregate", "markdown_table", "train_seconds", "kid_curve", "late_drop",
 ]
 
@@ -89,11 +89,13 @@ def _config(preset: str, seed: int, opts: ComparisonOptions):
     return apply_overrides(presets.get(preset), overrides)
 
 
-def _one_run(preset: str, seed: int, opts: ComparisonOptions, run_dir: Path) -> dict:
+def train_or_read(cfg, run_dir: Path) -> dict:
+    """The summary of the run of ``cfg`` in ``run_dir``: read back when it finished at
+    ``cfg.train.steps``, extended when it finished earlier (:func:`_extend`), resumed from its last
+    checkpoint when it was interrupted, trained from the start otherwise."""
     from igm.train import build_run, load_run, train
     from igm.train.checkpoint import resumable
 
-    cfg = _config(preset, seed, opts)  # built first: a bad override fails before any training
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         saved = json.loads(summary_path.read_text())
@@ -160,13 +162,14 @@ def late_drop(curve: list[tuple[int, float]], fraction: float = 0.3) -> float | 
 def run_all(names: list[str], opts: ComparisonOptions, out_dir: Path) -> list[dict]:
     """Train (or read back) every ``names`` × seed run under ``out_dir/runs``, seed-major so that a
     stopped comparison has whole seeds done; one row per run."""
+    _check(opts)
     for preset in names:  # every config built before any training: a bad option fails at once
         _config(preset, 0, opts)
     rows = []
     for seed in range(opts.seeds):
         for preset in names:
             run_dir = out_dir / "runs" / preset / f"seed{seed}"
-            summary = _one_run(preset, seed, opts, run_dir)
+            summary = train_or_read(_config(preset, seed, opts), run_dir)
             curve = kid_curve(run_dir)
             rows.append({
                 "preset": preset, "seed": seed, "run_dir": str(run_dir), "step": summary.get("step"),
@@ -216,7 +219,6 @@ def compare(opts: ComparisonOptions, out_dir: Path, family: str, data: str, feat
     its figures."""
     from igm.analysis.comparison_plots import plot_bars, plot_curves, plot_samples
 
-    _check(opts)
     names = _presets(opts, family, data)
     rows = run_all(names, opts, out_dir)
     agg = aggregate(rows)

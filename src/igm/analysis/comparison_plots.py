@@ -5,16 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["plot_bars", "plot_curves", "plot_samples", "mean_curve"]
+__all__ = ["plot_bars", "plot_curves", "plot_samples", "mean_curve", "pyplot", "save"]
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write and close ``fig``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def _order(agg: list[dict]) -> list[dict]:
@@ -35,7 +44,7 @@ def mean_curve(rows: list[dict]) -> list[tuple[int, float, float]]:
 
 
 def plot_bars(agg: list[dict], rows: list[dict], path: Path, xlabel: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     order = _order(agg)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.2))
     ys = list(range(len(order)))
@@ -46,16 +55,13 @@ def plot_bars(agg: list[dict], rows: list[dict], path: Path, xlabel: str) -> Pat
     ax.set_yticks(ys, [e["preset"] for e in order])
     ax.invert_yaxis()
     ax.set_xlabel(f"{xlabel} (mean ± std over seeds; dots: seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def plot_curves(agg: list[dict], rows: list[dict], path: Path, ylabel: str) -> Path:
     """One panel per preset, best first: each seed's KID over training (thin) and the mean (thick),
     over the best preset's mean (grey) for reference, on a shared log scale."""
-    plt = _plt()
+    plt = pyplot()
     order = _order(agg)
     cols = min(5, len(order))
     nrows = -(-len(order) // cols)
@@ -80,10 +86,7 @@ def plot_curves(agg: list[dict], rows: list[dict], path: Path, ylabel: str) -> P
         ax.set_xlabel("generator step", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def plot_samples(agg: list[dict], rows: list[dict], path: Path, prefix: str = "") -> Path | None:
@@ -98,7 +101,7 @@ def plot_samples(agg: list[dict], rows: list[dict], path: Path, prefix: str = ""
             grids.append((e["preset"], e["kid"], pngs[-1]))
     if not grids:
         return None
-    plt = _plt()
+    plt = pyplot()
     cols = min(5, len(grids))
     nrows = -(-len(grids) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols, 2.6 * nrows), squeeze=False)
@@ -108,7 +111,4 @@ def plot_samples(agg: list[dict], rows: list[dict], path: Path, prefix: str = ""
         with Image.open(png) as im:
             ax.imshow(im.convert("RGB"))
         ax.set_title(f"{name.removeprefix(prefix)}\nKID {k:.3f}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igm.analysis.comparison import ComparisonOptions, run_all, train_seconds
-from igm.analysis.comparison_plots import mean_curve
+from igm.analysis.comparison import ComparisonOptions, kid_curve, run_all, train_or_read
+from igm.analysis.comparison_plots import mean_curve, pyplot, save
 from igm.analysis.figures import register, write_json
 
 __all__ = ["GcmmdVsSmmdOptions", "MnistGramOptions", "converge_step", "spearman", "gcmmd_vs_smmd", "mnist_gram"]
@@ -45,11 +44,7 @@ def converge_step(curve: list[tuple[int, float, float]], threshold: float) -> in
 
 
 def _plot_kid(per: dict[str, dict], path: Path, threshold: float) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for (name, p), color in zip(per.items(), ("tab:red", "tab:orange", "tab:blue")):
         steps, means, stds = zip(*p["curve"])
@@ -66,10 +61,7 @@ def _plot_kid(per: dict[str, dict], path: Path, threshold: float) -> Path:
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("MNIST-net KID ×10³ (mean ± std over seeds)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 @register("mnist-gcmmd-vs-smmd", GcmmdVsSmmdOptions,
@@ -80,14 +72,12 @@ def gcmmd_vs_smmd(opts: GcmmdVsSmmdOptions, out_dir: Path) -> dict:
     cmp = ComparisonOptions(presets=GCMMD_VS_SMMD, seeds=opts.seeds, steps=opts.steps, eval_every=opts.eval_every,
                             eval_samples=opts.eval_samples, overrides=opts.overrides, threads=opts.threads,
                             progress=opts.progress)
-    if opts.seeds < 1 or (opts.steps is not None and opts.steps < 1) or opts.eval_every < 1:
-        raise ValueError("seeds, steps and eval_every must be positive")
     rows = run_all(list(GCMMD_VS_SMMD), cmp, out_dir)
     per = {}
     for name in GCMMD_VS_SMMD:
         mine = [r for r in rows if r["preset"] == name]
         curve = mean_curve(mine)
-        times = [train_seconds(Path(r["run_dir"])) / r["step"] for r in mine]
+        times = [r["seconds"] / r["step"] for r in mine]
         per[name] = {"curve": curve, "final": curve[-1][1], "final_std": curve[-1][2],
                      "mean_log_kid": statistics.fmean(math.log(max(m, 1e-6)) for _, m, _ in curve),
                      "seconds_per_step": min(times), "seeds": [r["kid"] for r in mine]}
@@ -151,12 +141,9 @@ def _gram_config(opts: MnistGramOptions):
 
 
 def _plot_gram(curves: dict, kid: list, grids: list, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
 
+    plt = pyplot()
     fig = plt.figure(figsize=(2.3 * max(len(grids), 3), 6.2))
     top = fig.add_gridspec(2, 1, height_ratios=[1.2, 1])
     ax = fig.add_subplot(top[0])
@@ -177,10 +164,7 @@ def _plot_gram(curves: dict, kid: list, grids: list, path: Path) -> Path:
         a.axis("off")
         k = dict(kid).get(step)
         a.set_title(f"iteration {step}" + (f"\nKID {k:.1f}" if k is not None else ""), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 @register("mnist-gram", MnistGramOptions,
@@ -189,17 +173,10 @@ def _plot_gram(curves: dict, kid: list, grids: list, path: Path) -> Path:
                                "train.batch_size=32")},
           help="seed 003 fig. 7: GRAM on MNIST (A.3 setup), samples over training, generator loss and ratio matching")
 def mnist_gram(opts: MnistGramOptions, out_dir: Path) -> dict:
-    from igm.analysis.comparison import kid_curve
-    from igm.train import build_run, load_run, train
     from igm.train.artifacts import read_metrics
-    from igm.train.checkpoint import resumable
 
-    cfg = _gram_config(opts)
     run_dir = out_dir / "run"
-    summary = run_dir / "summary.json"
-    if not (summary.is_file() and json.loads(summary.read_text()).get("step") == opts.steps):
-        train(load_run(run_dir) if resumable(run_dir / "checkpoints") else build_run(cfg, run_dir),
-              resume=resumable(run_dir / "checkpoints"))
+    train_or_read(_gram_config(opts), run_dir)
     by_step = {r["step"]: r for r in read_metrics(run_dir) if "generator_loss" in r}
     steps = sorted(by_step)
     curves = {"step": steps, "generator_loss": [by_step[s]["generator_loss"] for s in steps],
