@@ -178,17 +178,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not source.exists():
         raise UsageError(f"not found: {source}")
     data, data_params = args.data, _kv(args.data_param, "--data-param")
+    extractor, extractor_params = args.extractor, _kv(args.extractor_param, "--extractor-param")
     if args.against is None and data is None and (source / "config.yaml").is_file():
         from igm.train.config import load_config
 
-        cfg = load_config(source / "config.yaml")  # a run: score against its own dataset
+        cfg = load_config(source / "config.yaml")  # a run: score against its own dataset, with its extractor
         data, data_params = cfg.data.name, dict(cfg.data.params)
+        if extractor is None and cfg.eval.extractor is not None:
+            extractor, extractor_params = cfg.eval.extractor, {**cfg.eval.extractor_params, **extractor_params}
     if args.n < 2:
         raise UsageError("--n must be at least 2")
     result = score(
         source, against=Path(args.against) if args.against else None, data=data, data_params=data_params,
-        extractor=args.extractor, extractor_params=_kv(args.extractor_param, "--extractor-param"), n=args.n,
-        subsets=args.subsets, subset_size=args.subset_size, seed=args.seed, cache=args.cache,
+        extractor=extractor, extractor_params=extractor_params, n=args.n, subsets=args.subsets,
+        subset_size=args.subset_size, seed=args.seed, cache=args.cache, resize=args.resize,
+        value_range=args.range.replace(" ", ""), clamp=args.clamp,
     )
     print(format_table(result))
     out = Path(args.json) if args.json else (source / "eval.json" if source.is_dir() and (source / "config.yaml").is_file() else None)
@@ -277,14 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="reference dataset name (default for a run: its own dataset)")
     p.add_argument("--data-param", action="append", metavar="key=value", help="dataset parameter, e.g. path=/data/cifar")
     p.add_argument("--extractor", default=None,
-                   help="feature extractor: digits, mnist, inception, raw (default: the dataset's; digits for 8x8 "
-                        "images, mnist for 28x28 single-channel images)")
+                   help="feature extractor: digits, mnist, inception, raw (default: a run's eval.extractor, else "
+                        "the dataset's: digits for digits, mnist for MNIST, inception otherwise; against samples: "
+                        "digits for 1x8x8, mnist for 1x28x28, else inception)")
     p.add_argument("--extractor-param", action="append", metavar="key=value", help="e.g. weights=/path/pt_inception.pth")
     p.add_argument("--n", type=int, default=2000, help="samples per set")
     p.add_argument("--subsets", type=int, default=100)
     p.add_argument("--subset-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="cache folder for reference features (default ~/.cache/igm)")
+    p.add_argument("--resize", action="store_true",
+                   help="resize samples whose size differs from the reference's (default: an error)")
+    p.add_argument("--range", default="[-1,1]", choices=["[-1,1]", "[0,1]"],
+                   help="the range of float arrays (uint8 arrays are 0..255; default [-1,1], what igm sample writes)")
+    p.add_argument("--clamp", action="store_true", help="clip values outside [-1, 1] (default: an error)")
     p.add_argument("--json", help="write the results here (default for a run: RUN/eval.json)")
     p.set_defaults(func=_cmd_eval)
 

@@ -25,10 +25,24 @@ def test_default_extractor_from_the_data():
     assert pipeline.default_extractor(None, (3, 28, 28)) == "inception"
 
 
-def test_reference_key_is_plain_and_stable():
-    key = pipeline.reference_key("digits", None, "digits", {}, 300)
-    assert key == {"data": "digits", "params": {}, "extractor": "digits", "extractor_params": {}, "n": 300, "seed": 0}
-    assert pipeline.reference_key("npy", {"path": "x"}, "raw", None, 10, seed=1)["params"] == {"path": "x"}
+def _toy_key(n=20, seed=0, sha="abc", size=None, name="double"):
+    ref = {"dataset": "toy", "params": {}, "split": "all", "shape": [4], "images": n, "seed": seed}
+    ext = {"name": name, "params": {}, "weights": "/somewhere/w.pt", "weights_sha256": sha,
+           "resize": {"method": "none", "size": size, "text": "none"}}
+    return pipeline.reference_key(ref, ext)
+
+
+def test_reference_key_is_plain_and_names_everything_that_decides_the_features():
+    key = _toy_key()
+    assert set(key) == {"reference", "extractor", "versions"}
+    assert key["reference"]["images"] == 20 and key["extractor"]["weights_sha256"] == "abc"
+    assert "weights" not in key["extractor"]  # the path is not part of it: the digest is
+    assert key == _toy_key()  # plain data, equal when rebuilt
+    import json
+
+    json.dumps(key)  # and serialisable, as the cache stores it
+    for other in (_toy_key(n=21), _toy_key(seed=1), _toy_key(sha="abd"), _toy_key(size=[8, 8]), _toy_key(name="x")):
+        assert other != key
 
 
 class _Data:
@@ -47,13 +61,18 @@ def test_reference_features_are_cached(tmp_path):
         calls.append(x.shape[0])
         return x * 2
 
-    key = pipeline.reference_key("toy", {}, "double", {}, 20)
+    key = _toy_key()
     first, cached = pipeline.reference_features(data, key, embed, str(tmp_path))
     again, cached_again = pipeline.reference_features(data, key, embed, str(tmp_path))
     assert (cached, cached_again) == (False, True) and calls == [20]
     assert torch.equal(first, again)
     expected = data.sample(20, torch.Generator().manual_seed(0)) * 2
     assert torch.equal(first, expected)
+    # other weights or another resolution: never the cached features
+    for changed in (_toy_key(sha="other"), _toy_key(size=[16, 16])):
+        _, hit = pipeline.reference_features(data, changed, embed, str(tmp_path))
+        assert not hit
+    assert calls == [20, 20, 20]
 
 
 def test_evaluate_generator_is_kid_and_fid_of_the_generated_features():
@@ -84,4 +103,4 @@ def test_igm_eval_picks_the_digits_extractor_for_8x8_images(tmp_path):
     np.save(tmp_path / "a.npy", rng.uniform(0, 1, size=(40, 1, 8, 8)).astype(np.float32))
     np.save(tmp_path / "b.npy", rng.uniform(0, 1, size=(40, 1, 8, 8)).astype(np.float32))
     result = score(tmp_path / "a.npy", against=tmp_path / "b.npy", n=40, subsets=2, subset_size=30)
-    assert result["extractor"] == "digits" and result["kid_subset_size"] == 30
+    assert result["protocol"]["extractor"]["name"] == "digits" and result["kid_subset_size"] == 30

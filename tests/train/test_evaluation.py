@@ -108,7 +108,7 @@ def _igm(*args, cwd):
 
 def test_igm_eval_arrays_and_errors(tmp_path):
     rng = np.random.default_rng(0)
-    a = rng.uniform(0, 1, size=(60, 1, 8, 8)).astype(np.float32)  # float arrays are read as [0, 1]
+    a = rng.uniform(-1, 1, size=(60, 1, 8, 8)).astype(np.float32)  # float arrays are read as [-1, 1]
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "b.npy", a[::-1].copy())
     proc = _igm("eval", "a.npy", "--against", "b.npy", "--n", "60", "--subset-size", "50", "--subsets", "3",

@@ -59,11 +59,16 @@ def default_extractor(data_name: str | None = None, shape: tuple[int, ...] | Non
     return "inception"
 
 
-def reference_key(data: str, data_params: dict[str, Any] | None, extractor: str,
-                  extractor_params: dict[str, Any] | None, n: int, seed: int = 0) -> dict[str, Any]:
-    """The cache key of a dataset's reference features (the only place it is built)."""
-    return {"data": data, "params": dict(data_params or {}), "extractor": extractor,
-            "extractor_params": dict(extractor_params or {}), "n": int(n), "seed": int(seed)}
+def reference_key(reference: dict[str, Any], extractor: dict[str, Any]) -> dict[str, Any]:
+    """The cache key of a reference's features (the only place it is built): the reference protocol
+    (:func:`igm.metrics.protocol.reference_protocol`: dataset, parameters, split, image shape,
+    number of images, seed), the extractor protocol (name, parameters, sha256 of the weights, the
+    resize) and the igm and torch versions. The weights file's path is left out: its sha256 decides."""
+    from igm.metrics.protocol import versions
+
+    v = versions()
+    return {"reference": dict(reference), "extractor": {k: val for k, val in extractor.items() if k != "weights"},
+            "versions": {"igm": v["igm"], "torch": v["torch"]}}
 
 
 def _ranks() -> tuple[int, int]:
@@ -74,11 +79,13 @@ def _ranks() -> tuple[int, int]:
 
 def reference_features(dataset: Any, key: dict[str, Any], embed_fn: Callable[[Tensor], Tensor],
                        cache_dir: str | None = None) -> tuple[Tensor, bool]:
-    """``(features, was_cached)`` of ``key["n"]`` samples of ``dataset`` drawn with ``key["seed"]``.
-    Under ``torch.distributed`` rank 0 computes (or loads) them first; the others then load them."""
+    """``(features, was_cached)`` of the ``images`` samples of ``dataset`` drawn with ``seed``, both
+    from ``key["reference"]`` (a :func:`reference_key`). Under ``torch.distributed`` rank 0 computes
+    (or loads) them first; the others then load them."""
+    ref = key["reference"]
 
     def compute() -> Tensor:
-        return embed_fn(dataset.sample(key["n"], torch.Generator().manual_seed(key["seed"])))
+        return embed_fn(dataset.sample(ref["images"], torch.Generator().manual_seed(ref["seed"])))
 
     rank, world = _ranks()
     if world > 1 and rank != 0:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from igm.metrics import pipeline, relative_test
+from igm.metrics import pipeline, protocol, relative_test
 from igm.metrics.features import get as get_extractor
 from igm.metrics.pipeline import default_extractor
 from igm.nn.latent import sample_latent
@@ -45,17 +45,35 @@ class ImageEvaluator:
         self.embed = pipeline.embedder(self.extractor, e.batch_size, device)
         self.seed = cfg.train.seed + EVAL_SEED_OFFSET
         self._real: Tensor | None = None
+        self._protocol: dict[str, Any] | None = None
+        self.extractor_protocol = protocol.extractor_protocol(self.extractor, name, e.extractor_params)
 
     def latents(self, n: int, seed: int) -> Tensor:
         g = torch.Generator().manual_seed(seed)
         return sample_latent(n, self.cfg.model.z_dim, self.cfg.model.z_dist, g).to(self.device)
 
+    def _reference(self) -> dict[str, Any]:
+        e = self.cfg.eval
+        n = min(e.real_samples, len(self.data)) if hasattr(self.data, "__len__") else e.real_samples
+        return protocol.reference_protocol(self.data, self.cfg.data.name, self.cfg.data.params, n, seed=0)
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """What every evaluation row of the run records (:func:`igm.metrics.protocol.protocol`)."""
+        if self._protocol is None:
+            e, ref = self.cfg.eval, self._reference()
+            self._protocol = protocol.protocol(
+                reference=ref,
+                generated={"source": "the run's generator (its EMA if it has one) at fixed latents",
+                           "samples": e.samples, "seed": self.seed},
+                extractor=self.extractor_protocol, kid_subsets=e.kid_subsets,
+                kid_subset_size=min(e.kid_subset_size, e.samples, ref["images"]), seed=0)
+        return self._protocol
+
     def real_features(self) -> Tensor:
         if self._real is None:
-            e = self.cfg.eval
-            n = min(e.real_samples, len(self.data)) if hasattr(self.data, "__len__") else e.real_samples
-            key = pipeline.reference_key(self.cfg.data.name, self.cfg.data.params, self.name, e.extractor_params, n)
-            self._real, _ = pipeline.reference_features(self.data, key, self.embed, e.cache_dir)
+            key = pipeline.reference_key(self._reference(), self.extractor_protocol)
+            self._real, _ = pipeline.reference_features(self.data, key, self.embed, self.cfg.eval.cache_dir)
         return self._real
 
     def sample_features(self, generator: nn.Module, n: int, seed: int) -> Tensor:

@@ -129,6 +129,17 @@ def evaluate(run: Run) -> dict[str, float]:
         return run.evaluator(model)
 
 
+def _eval_row(run: Run, metrics: dict[str, float]) -> dict[str, Any]:
+    """``eval/<name>`` for each score, and ``eval_protocol``: how they were measured."""
+    if not metrics:
+        return {}
+    row: dict[str, Any] = {f"eval/{k}": v for k, v in metrics.items()}
+    recorded = getattr(run.evaluator, "protocol", None)
+    if recorded is not None:
+        row["eval_protocol"] = recorded
+    return row
+
+
 def _emit(callbacks, event: str, step: int, values: dict[str, Any]) -> None:
     for cb in callbacks:
         cb(event, step, values)
@@ -244,7 +255,7 @@ def _periodic(s: _Session) -> None:
     if run.config.eval.every and run.step % run.config.eval.every == 0 and run.step < cfg.steps:
         metrics = evaluate(run)
         if metrics:
-            s.write({f"eval/{k}": v for k, v in metrics.items()})
+            s.write(_eval_row(run, metrics))
             _maybe_best(run, metrics)
             s.emit("eval", metrics)
     if run.adaptive is not None and run.step % run.adaptive.every == 0:
@@ -265,12 +276,12 @@ def _finish(s: _Session, seconds: float, speed_record: dict[str, Any] | None) ->
         "step": run.step,
         "rollbacks": run.rollbacks,
         "seconds": seconds,
-        **{f"eval/{k}": v for k, v in metrics.items()},
+        **_eval_row(run, metrics),
         **({"speed": speed_record} if speed_record is not None else {}),
     }
     if s.log is not None:
         if metrics:
-            s.write({f"eval/{k}": v for k, v in metrics.items()})
+            s.write(_eval_row(run, metrics))
         _write_json(run.out_dir / "summary.json", summary)
     s.emit("end", summary)
     return summary

@@ -12,7 +12,7 @@ import datetime
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -101,6 +101,12 @@ class DigitsFeatures(FeatureExtractor):
         self.net.load_state_dict(state, strict=True)
         self.weights_path = path
         self.freeze()
+
+    def input_protocol(self) -> dict[str, Any]:
+        n = self.net.size
+        return {"method": "area when shrinking, bilinear when enlarging", "size": [n, n],
+                "text": f"to {n}×{n}: area average when shrinking, bilinear (align_corners=False) when "
+                        "enlarging; 3 channels averaged to 1"}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         x = as_image_batch(images, (1, 3), who="the digits feature extractor")

@@ -12,6 +12,7 @@ The weights are never downloaded: :class:`InceptionFID` reads a local file (see 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -202,6 +203,10 @@ class InceptionFID(FeatureExtractor):
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
         self.freeze()
+
+    def input_protocol(self) -> dict[str, Any]:
+        return {"method": "bilinear", "size": [299, 299],
+                "text": "bilinear to 299×299 (align_corners=False); 1 channel repeated to 3"}
 
     def pool3(self, images: Tensor) -> Tensor:
         """The 2048-d pool3 activations of (n, 1 or 3, H, W) images in [-1, 1]."""

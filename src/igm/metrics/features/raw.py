@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from .registry import FeatureExtractor, as_image_batch, registry, resize_images
@@ -28,6 +30,12 @@ class RawPixels(FeatureExtractor):
         self.size, self.channels = size, channels
         self.dim = channels * size * size if size is not None and channels is not None else None
         self.freeze()
+
+    def input_protocol(self) -> dict[str, Any]:
+        if self.size is None:
+            return super().input_protocol()
+        return {"method": "area when shrinking, bilinear when enlarging", "size": [self.size, self.size],
+                "text": f"to {self.size}×{self.size}: area average when shrinking, bilinear when enlarging"}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         x = as_image_batch(images, None if self.channels is None else (self.channels,), who="the raw extractor")

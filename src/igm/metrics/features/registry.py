@@ -39,6 +39,11 @@ class FeatureExtractor(nn.Module):
         """Feature extractors are never trained through this interface: always stays in eval mode."""
         return super().train(False)
 
+    def input_protocol(self) -> dict[str, Any]:
+        """How the extractor resizes its input, for the protocol recorded with a score:
+        ``{"method", "size", "text"}`` (``size`` [H, W] or None for "as given")."""
+        return {"method": "none", "size": None, "text": "none (images used at their own size)"}
+
     def forward(self, images: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
