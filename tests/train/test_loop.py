@@ -574,6 +574,54 @@ class FailedFactorisation(Wrapped):
         return loss, stats
 
 
+class NaNCritic(Wrapped):
+    """critic_loss is NaN at the ``index``-th critic step of generator step ``at`` (once)."""
+
+    def __init__(self, inner, run, at: int, index: int):
+        super().__init__(inner, run)
+        self.at, self.index, self.calls, self.fired = at, index, 0, 0
+
+    def critic_loss(self, critic, real, fake):
+        loss, stats = self.inner.critic_loss(critic, real, fake)
+        if self.run.step == self.at and not self.fired:
+            if self.calls == self.index:
+                self.fired += 1
+                loss = loss * float("nan")
+            self.calls += 1
+        return loss, stats
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])  # the first, a middle and the last of the 5 critic steps
+def test_nan_at_any_critic_step_is_caught_and_rolled_back(tiny, tmp_path, index):
+    run = _nan_run(tiny, tmp_path, "train.n_critic=5", steps=6)
+    run.objective = NaNCritic(run.objective, run, at=5, index=index)
+    summary = train(run)
+    assert run.objective.fired == 1 and summary["step"] == 6 and summary["rollbacks"] == 1
+    (rec,) = [r for r in read_metrics(tmp_path) if r.get("event") == "rollback"]
+    assert rec["step"] == 4 and "non-finite critic loss (nan) at generator step 5" in rec["message"]
+    for path in (tmp_path / "checkpoints").glob("*.pt"):  # the bad step never reached a checkpoint
+        state = ckpt.load(path)
+        for part in ("generator", "critic"):
+            assert all(torch.isfinite(v).all() for v in state[part].values() if v.is_floating_point()), (path, part)
+    assert all(torch.isfinite(p).all() for m in (run.generator, run.critic) for p in m.parameters())
+    logged = [r for r in read_metrics(tmp_path) if "critic_loss" in r]
+    assert all(math.isfinite(r["critic_loss"]) for r in logged)
+
+
+def test_finite_guard_checks_once_and_names_the_first_bad_loss():
+    from igm.train.step import FiniteGuard, NonFiniteLoss
+
+    guard = FiniteGuard()
+    guard.flush()  # nothing recorded: nothing to do
+    for v, what in ((1.0, "critic"), (float("inf"), "critic"), (float("nan"), "generator")):
+        guard.add(torch.tensor(v), what, 7)
+    with pytest.raises(NonFiniteLoss, match=r"non-finite critic loss \(inf\) at generator step 7"):
+        guard.flush()
+    guard.flush()  # the failed batch is cleared with the raise
+    guard.add(torch.tensor([2.0]), "generator", 8)
+    guard.flush()
+
+
 def test_failed_factorisation_rolls_back_like_a_nan(tiny, tmp_path):
     run = _nan_run(tiny, tmp_path, steps=6)
     run.objective = FailedFactorisation(run.objective, run, at=5)

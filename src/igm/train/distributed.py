@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -70,7 +70,7 @@ from torch import Tensor, nn
 
 from igm.train.config import ConfigError, RunConfig
 from igm.train.shard import RankShard, _is_finite_dataset
-from igm.train.step import finite
+from igm.train.step import FiniteGuard
 
 __all__ = [
     "TORCHRUN_ENV",
@@ -204,6 +204,7 @@ class DistContext:
     ddp: nn.Module | None = None  # DistributedDataParallel around the generator's training call (None: GRAM)
     run_dir: Path | None = None  # the run directory (rank 0 alone writes to it)
     estimator: str = "block"
+    guard: FiniteGuard = field(default_factory=FiniteGuard)  # the mean losses, checked once per generator step
 
     @property
     def is_main(self) -> bool:
@@ -292,17 +293,17 @@ class DistContext:
         """Nothing before backward: the ranks check the mean loss after the all-reduce, together."""
 
     def critic_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
-        finite(self.average_gradients(params, loss)[0], "critic", step)
+        self.guard.add(self.average_gradients(params, loss)[0], "critic", step)
 
     def generator_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
         if self.ddp is None:  # averaged by hand
-            finite(self.average_gradients(params, loss)[0], "generator", step)
+            self.guard.add(self.average_gradients(params, loss)[0], "generator", step)
         else:  # DDP averaged the gradients in backward
-            finite(self.mean_loss(loss), "generator", step)
+            self.guard.add(self.mean_loss(loss), "generator", step)
 
     def joint_grads(self, params: list[Tensor], c_loss: Tensor, g_loss: Tensor, step: int) -> None:
         for what, mean in zip(("critic", "generator"), self.average_gradients(params, c_loss, g_loss)):
-            finite(mean, what, step)
+            self.guard.add(mean, what, step)
 
     # -- collectives the loop uses -------------------------------------------------------------
     @torch.no_grad()

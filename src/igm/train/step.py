@@ -7,8 +7,9 @@
 
 Both call the run's sync strategy (``run.sync``, chosen once by ``build_run``): :class:`LocalSync`
 on one process, :class:`igm.train.distributed.DistContext` under torchrun. The strategy decides
-where a non-finite loss is caught (before backward on one process; on the mean over ranks after the
-gradient all-reduce under torchrun, so every rank agrees) and how gradients are averaged. Both
+where a non-finite loss is recorded (as computed on one process; the mean over ranks after the
+gradient all-reduce under torchrun, so every rank agrees); :class:`FiniteGuard` checks them once per
+generator step, so training costs one host–device sync per generator step, not one per critic step and how gradients are averaged. Both
 styles prefix the objective's statistics with the pass that produced them (``critic/…`` and
 ``generator/…``; ``joint/…`` for the one pass of a simultaneous step) and add ``critic_loss`` and
 ``generator_loss``.
@@ -36,11 +37,42 @@ def finite(loss: Tensor, what: str, step: int) -> None:
         raise NonFiniteLoss(f"non-finite {what} loss ({float(loss)}) at generator step {step}")
 
 
+class FiniteGuard:
+    """The losses of one generator step, checked together: one host–device sync per generator step
+    instead of one per critic step. :meth:`add` only records the (detached) loss; :meth:`flush`
+    stacks them, tests them at once and raises :class:`NonFiniteLoss` naming the first bad one.
+
+    A bad critic step is therefore applied before it is noticed; that is safe because the loop then
+    rolls every module and optimiser back to the last good checkpoint, and :func:`train_step`
+    flushes before the EMA, the schedules, logging or any checkpoint see the step."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, int, Tensor]] = []
+
+    def add(self, loss: Tensor, what: str, step: int) -> None:
+        self._pending.append((what, step, loss.detach().reshape(())))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        values = torch.stack([loss.float() for _, _, loss in pending])
+        bad = ~torch.isfinite(values)
+        if bool(bad.any()):  # the one sync
+            i = int(bad.nonzero()[0, 0])
+            what, step, _ = pending[i]
+            raise NonFiniteLoss(f"non-finite {what} loss ({float(values[i])}) at generator step {step}")
+
+
 class LocalSync:
-    """One process: a loss is checked before its backward, gradients are used as computed, and a
-    failed factorisation (``LinAlgError``) propagates to the loop, which rolls back."""
+    """One process: losses are recorded as computed and checked once per generator step
+    (:class:`FiniteGuard`), gradients are used as computed, and a failed factorisation
+    (``LinAlgError``) propagates to the loop, which rolls back."""
 
     is_main = True
+
+    def __init__(self) -> None:
+        self.guard = FiniteGuard()
 
     def losses(self, fn: Callable[..., Any], *args: Any, n_losses: int = 1) -> Any:
         """``fn(*args)``: an objective's ``(loss, stats)``, or ``(loss, ..., stats)`` with ``n_losses``."""
@@ -50,7 +82,7 @@ class LocalSync:
         return call
 
     def check(self, loss: Tensor, what: str, step: int) -> None:
-        finite(loss, what, step)
+        self.guard.add(loss, what, step)
 
     def critic_grads(self, params: list[Tensor], loss: Tensor, step: int) -> None:
         pass
@@ -166,7 +198,12 @@ def train_step(run: Any) -> dict[str, Tensor]:
     g, c = speed.forwards(run)  # the modules, or their bf16 / channels_last / compiled calls (same parameters)
     g = sync.generator_call(g)  # under torchrun: the same call inside DistributedDataParallel
     step = simultaneous_step if run.objective.simultaneous else alternating_step
-    stats = step(run, g, c, sync)
+    try:
+        stats = step(run, g, c, sync)
+    except Exception:
+        sync.guard.flush()  # a non-finite loss earlier in the step is the cause (raised from here) ...
+        raise  # ... else the error itself
+    sync.guard.flush()  # before the EMA, the schedules, the log or a checkpoint see the step
     if run.ema is not None:
         _update_ema(run.ema, g, run.config.train.ema)
     for sched in (run.sched_g, run.sched_c):
