@@ -4,6 +4,7 @@ alongside)."""
 
 from igm.metrics.fid import fid, fid_from_stats
 from igm.metrics.inception_score import inception_score
+from igm.metrics.infinity import fid_infinity, is_infinity
 from igm.metrics.kid import kid
 from igm.metrics.objects import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
 from igm.metrics.precision_recall import density_coverage, precision_recall
@@ -19,7 +20,9 @@ __all__ = [
     "density_coverage",
     "fid",
     "fid_from_stats",
+    "fid_infinity",
     "inception_score",
+    "is_infinity",
     "kid",
     "mode_statistics",
     "precision_recall",
