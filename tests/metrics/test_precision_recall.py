@@ -89,6 +89,19 @@ def test_radii_match_loops_and_do_not_depend_on_block() -> None:
         assert_close(got, want, dtype=F64, magnitude=2 * (centred**2).sum(1).max() + want, terms=6 + 2)
 
 
+def test_no_pairwise_block_larger_than_a_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    tiles = sys.modules["igm.metrics.precision_recall"]._Tiles  # igm.metrics.precision_recall is the function
+    shapes: list[tuple[int, ...]] = []
+    call = tiles.__call__
+    monkeypatch.setattr(tiles, "__call__", lambda self, r, c: shapes.append(tuple((t := call(self, r, c)).shape)) or t)
+    real, fake = random_sets(100, 90, 4, seed=8)
+    want = precision_recall(real, fake, block=1000), density_coverage(real, fake, block=1000)
+    assert max(max(t) for t in shapes) == 100  # one tile per pairwise matrix
+    shapes.clear()
+    assert (precision_recall(real, fake, block=16), density_coverage(real, fake, block=16)) == want
+    assert max(max(t) for t in shapes) == 16
+
+
 def test_hand_checked_one_dimensional_case() -> None:
     """real 0, 1, 3, 10, 11; fake 0.5, 3.5, 6, 30, 31 (exact in binary, and so is the real mean 5).
 
