@@ -1,4 +1,4 @@
-"""Helpers for tests/metrics/test_objects.py, in a module of their own so that processes started
+"""Helpers for tests/metrics/test_objects.py and test_precision_recall.py, in a module of their own so that processes started
 with ``torch.multiprocessing.spawn`` can import the worker by name."""
 
 from __future__ import annotations
@@ -9,7 +9,18 @@ import os
 import torch
 import torch.distributed as dist
 
-from igm.metrics import FID, KID, InceptionScore, fid, inception_score, kid
+from igm.metrics import (
+    FID,
+    KID,
+    DensityCoverage,
+    InceptionScore,
+    PrecisionRecall,
+    density_coverage,
+    fid,
+    inception_score,
+    kid,
+    precision_recall,
+)
 
 KID_ARGS = dict(subsets=6, subset_size=50, seed=4)
 
@@ -55,3 +66,32 @@ def worker(rank: int, world: int, tmp: str) -> None:
         dist.destroy_process_group()
 
 
+
+
+KNN_BLOCK = 32  # smaller than the sets: the tiles are exercised on every rank
+
+
+def knn_one_shot(x: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    return {
+        "pr": list(precision_recall(x["real"], x["fake"], block=KNN_BLOCK)),
+        "dc": list(density_coverage(x["real"], x["fake"], block=KNN_BLOCK)),
+    }
+
+
+def knn_worker(rank: int, world: int, tmp: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/pg", rank=rank, world_size=world)
+    try:
+        x = data()
+        cut = {"real": 50, "fake": 80}  # uneven shares: the gathers must pad
+        pr = PrecisionRecall(block=KNN_BLOCK, dtype=torch.float64)
+        dc = DensityCoverage(block=KNN_BLOCK, dtype=torch.float64)
+        for name, real in (("real", True), ("fake", False)):
+            part = x[name][: cut[name]] if rank == 0 else x[name][cut[name] :]
+            for chunk in part.split(17):
+                pr.update(chunk, real=real)
+                dc.update(chunk, real=real)
+        result = {"pr": list(pr.compute()), "dc": list(dc.compute())}
+        with open(os.path.join(tmp, f"knn{rank}.json"), "w") as fh:
+            json.dump(result, fh)
+    finally:
+        dist.destroy_process_group()

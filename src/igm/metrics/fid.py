@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["fid", "fid_from_stats", "feature_statistics", "sqrt_trace"]
+__all__ = ["fid", "fid_from_stats", "feature_statistics", "psd_factor", "sqrt_trace"]
 
 
 def _as64(x: "Tensor | np.ndarray", what: str, ndim: int, device: "torch.device | None" = None) -> Tensor:
@@ -64,25 +64,31 @@ def _psd_sqrt(sigma: Tensor, rank: int | None = None) -> Tensor:
     return v * w.sqrt()
 
 
-def sqrt_trace(sigma1: Tensor, sigma2: Tensor, rank1: int | None = None) -> float:
-    """Tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2} for symmetric PSD Σ₁, Σ₂ (d×d).
-
-    For any factor F with F Fᵀ = Σ₁, the symmetric PSD matrix Fᵀ Σ₂ F has the eigenvalues of
-    Σ₂Σ₁, hence those of M = Σ₁^{1/2} Σ₂ Σ₁^{1/2}: the trace is the sum of the square roots of its
-    eigenvalues (``eigvalsh``; rounding noise below d·eps·λ_max set to 0). F is the Cholesky factor
-    when Σ₁ is well inside the positive-definite cone (backward stable like ``eigh``, several times
-    cheaper), else V Λ^{1/2} from ``eigh`` (always when ``rank1`` is given, then truncated to the
-    ``rank1`` largest eigenpairs: exact when Σ₁ has at most that rank)."""
+def psd_factor(sigma1: Tensor, rank1: int | None = None) -> Tensor:
+    """A factor F with F Fᵀ = Σ₁ (symmetric PSD, d×d): the Cholesky factor when Σ₁ is well inside the
+    positive-definite cone (backward stable like ``eigh``, several times cheaper), else V Λ^{1/2} from
+    ``eigh`` (always when ``rank1`` is given, then truncated to the ``rank1`` largest eigenpairs: exact
+    when Σ₁ has at most that rank). Computed once, it serves any number of :func:`sqrt_trace` calls
+    against the same Σ₁."""
     s1 = (sigma1 + sigma1.T) / 2
     d = s1.shape[0]
-    factor = None
     if rank1 is None:
         chol, info = torch.linalg.cholesky_ex(s1)
         pivots = torch.diagonal(chol) ** 2
         if int(info) == 0 and float(pivots.min()) > 1e3 * d * _EPS * float(torch.diagonal(s1).max()):
-            factor = chol
+            return chol
+    return _psd_sqrt(s1, rank1)
+
+
+def sqrt_trace(sigma1: Tensor, sigma2: Tensor, rank1: int | None = None, factor: Tensor | None = None) -> float:
+    """Tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2} for symmetric PSD Σ₁, Σ₂ (d×d).
+
+    For any factor F with F Fᵀ = Σ₁ (:func:`psd_factor`, or ``factor`` when given: then ``sigma1``
+    and ``rank1`` are not used), the symmetric PSD matrix Fᵀ Σ₂ F has the eigenvalues of Σ₂Σ₁, hence
+    those of M = Σ₁^{1/2} Σ₂ Σ₁^{1/2}: the trace is the sum of the square roots of its eigenvalues
+    (``eigvalsh``; rounding noise below d·eps·λ_max set to 0)."""
     if factor is None:
-        factor = _psd_sqrt(s1, rank1)
+        factor = psd_factor(sigma1, rank1)
     m = factor.T @ sigma2 @ factor
     eig = _drop_noise(torch.linalg.eigvalsh((m + m.T) / 2))
     return float(eig.sqrt().sum())

@@ -4,11 +4,13 @@
 - :class:`KID` keeps the features themselves (KID draws subsets of samples), up to ``max_samples``
   per set; later samples beyond the cap are dropped with a warning.
 - :class:`InceptionScore` keeps the class probabilities.
+- :class:`PrecisionRecall` and :class:`DensityCoverage` keep the features of both sets (the k-NN
+  balls need every sample), up to ``max_samples`` per set like KID.
 
 Distributed: when ``torch.distributed`` is initialised with more than one process, ``compute()``
 first calls ``sync()``, which returns the global state without touching the local one (so
 ``compute()`` may be called repeatedly and ``update()`` may go on): FID all-reduces its sums (SUM);
-KID and IS all-gather their stored rows (the sizes are gathered first, then padded buffers), in rank
+KID, IS, precision/recall and density/coverage all-gather their stored rows (the sizes are gathered first, then padded buffers), in rank
 order. Every rank must call ``compute()`` (it is a collective).
 """
 
@@ -23,8 +25,9 @@ from torch import Tensor
 from igm.metrics.fid import fid_from_stats
 from igm.metrics.inception_score import inception_score
 from igm.metrics.kid import kid
+from igm.metrics.precision_recall import BLOCK, _check_int, density_coverage, precision_recall
 
-__all__ = ["FID", "KID", "InceptionScore", "gather_rows"]
+__all__ = ["FID", "KID", "InceptionScore", "PrecisionRecall", "DensityCoverage", "gather_rows"]
 
 
 def _distributed() -> bool:
@@ -224,3 +227,60 @@ class InceptionScore:
         if probs is None:
             raise ValueError("InceptionScore.compute() before any update()")
         return inception_score(probs, self.splits)
+
+
+class _PairedRows:
+    """Shared by the k-NN metrics: real and fake features stored (``update(features, real=...)``),
+    gathered across processes in rank order, then handed to ``fn(real, fake, k=..., block=...)``."""
+
+    name = ""
+
+    def __init__(self, k: int, block: int, max_samples: int | None, dtype: torch.dtype) -> None:
+        self.k, self.block = _check_int(k, "k", 1), _check_int(block, "block", 1)
+        self.store = _RowStore(2, max_samples, dtype)
+
+    def reset(self) -> None:
+        self.store.reset()
+
+    def update(self, features: Tensor, real: bool) -> None:
+        self.store.add(features, 0 if real else 1, f"{self.name} features")
+
+    def sync(self) -> list["Tensor | None"]:
+        """``[real features, fake features]`` from all processes (rank order)."""
+        return self.store.sync()
+
+    def _both(self) -> tuple[Tensor, Tensor]:
+        real, fake = self.sync()
+        if real is None or fake is None:
+            raise ValueError(f"{self.name}.compute() needs both real and fake features; update(features, real=...) first")
+        return real, fake
+
+
+class PrecisionRecall(_PairedRows):
+    """Streaming precision and recall (k-NN balls, k = 3): ``compute()`` → (precision, recall),
+    equal to :func:`~igm.metrics.precision_recall.precision_recall` on all the rows seen."""
+
+    name = "PrecisionRecall"
+
+    def __init__(
+        self, k: int = 3, block: int = BLOCK, max_samples: int | None = 50_000, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__(k, block, max_samples, dtype)
+
+    def compute(self) -> tuple[float, float]:
+        return precision_recall(*self._both(), k=self.k, block=self.block)
+
+
+class DensityCoverage(_PairedRows):
+    """Streaming density and coverage (balls around real samples, k = 5): ``compute()`` →
+    (density, coverage), equal to :func:`~igm.metrics.precision_recall.density_coverage`."""
+
+    name = "DensityCoverage"
+
+    def __init__(
+        self, k: int = 5, block: int = BLOCK, max_samples: int | None = 50_000, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__(k, block, max_samples, dtype)
+
+    def compute(self) -> tuple[float, float]:
+        return density_coverage(*self._both(), k=self.k, block=self.block)
