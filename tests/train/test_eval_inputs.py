@@ -90,7 +90,7 @@ def test_eval_json_and_stdout_carry_the_protocol(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("reference") and lines.index("") < [i for i, l in enumerate(lines) if l.startswith("KID  ")][0]
     again = _igm("eval", "a.npy", "--data", "digits", "--seed", "4", "--cache", "c", *FAST, cwd=tmp_path)
-    assert "from the cache" in again.stdout
+    assert "features from the cache" in again.stdout.splitlines()[0]
 
 
 def test_training_rows_record_the_protocol(tmp_path):
@@ -129,3 +129,32 @@ def test_score_against_samples_needs_the_same_shape(tmp_path):
         score(tmp_path / "a.npy", against=tmp_path / "b.npy", n=40, subsets=2, subset_size=30)
     result = score(tmp_path / "a.npy", against=tmp_path / "b.npy", n=40, subsets=2, subset_size=30, resize=True)
     assert result["protocol"]["extractor"]["name"] == "mnist"  # the reference's 1×28×28 decides
+
+
+def test_eval_reports_every_metric_as_the_pure_functions_compute_it(tmp_path):
+    import torch
+
+    from igm.metrics import density_coverage, fid, fid_infinity, kid, precision_recall
+    from igm.metrics.infinity import infinity_sizes
+
+    rng = np.random.default_rng(6)
+    b = rng.uniform(-1, 1, size=(120, 1, 4, 4)).astype(np.float32)
+    a = (0.5 * rng.uniform(-1, 1, size=b.shape) + 0.2).astype(np.float32)  # narrower and shifted: P, R < 1
+    np.save(tmp_path / "fake.npy", a)
+    np.save(tmp_path / "real.npy", b)
+    proc = _igm("eval", "fake.npy", "--against", "real.npy", "--extractor", "raw", "--n", "120", "--subsets", "4",
+                "--subset-size", "100", "--json", "e.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads((tmp_path / "e.json").read_text())
+    fake, real = torch.from_numpy(a).reshape(120, -1).double(), torch.from_numpy(b).reshape(120, -1).double()
+    sizes = infinity_sizes(120, smallest=24)  # n/5 when there are no more than 5,000 samples
+    assert got["protocol"]["infinity"]["sizes"] == sizes
+    expected = {"kid": kid(real, fake, subsets=4, subset_size=100, seed=0)[0], "fid": fid(real, fake),
+                "fid_infinity": fid_infinity(real, fake, sizes=sizes, seed=0)}
+    expected["precision"], expected["recall"] = precision_recall(real, fake, k=3)
+    expected["density"], expected["coverage"] = density_coverage(real, fake, k=5)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert got["recall"] < 0.5 < got["precision"]  # narrow fakes: inside the real support, covering little of it
+    for label in ("FID∞", "precision", "recall", "density", "coverage"):
+        assert any(line.startswith(label) for line in proc.stdout.splitlines()), label

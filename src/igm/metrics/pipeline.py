@@ -37,10 +37,12 @@ __all__ = [
     "generated_features",
     "evaluate_generator",
     "score_features",
+    "infinity_sizes_for",
 ]
 
 
 MNIST_DATA = ("mnist", "mnist5k")
+PR_K, DC_K = 3, 5  # the k of precision/recall (Kynkäänniemi et al.) and density/coverage (Naeem et al.)
 
 
 def default_extractor(data_name: str | None = None, shape: tuple[int, ...] | None = None) -> str:
@@ -147,15 +149,36 @@ def evaluate_generator(generator: Callable[[Tensor], Tensor], z: Tensor, embed_f
     return out
 
 
+def infinity_sizes_for(n: int) -> list[int]:
+    """FID∞/IS∞ subset sizes for ``n`` generated samples: the authors' 15 sizes from 5,000 to n, or
+    from n/5 when there are no more than 5,000 (no warning: the choice is recorded with the score)."""
+    from igm.metrics.infinity import SMALLEST, infinity_sizes
+
+    return infinity_sizes(n, smallest=SMALLEST if n > SMALLEST else max(2, n // 5))
+
+
 def score_features(real: Tensor, fake: Tensor, *, kid_subsets: int, kid_subset_size: int, with_fid: bool = True,
-                   seed: int = 0) -> dict[str, float]:
+                   seed: int = 0, full: bool = False) -> dict[str, float]:
     """``{"kid", "kid_std", "kid_subset_size"[, "fid"]}`` of two feature sets; the subset size is
-    capped by both sample counts. What every evaluation path ends in."""
+    capped by both sample counts. What every evaluation path ends in.
+
+    ``full=True`` (``igm eval``) adds ``precision``/``recall`` (k = 3), ``density``/``coverage``
+    (k = 5), ``fid_infinity`` and ``fid_infinity_sizes`` (:func:`infinity_sizes_for`); ``real`` is
+    the reference in each."""
     size = min(kid_subset_size, fake.shape[0], real.shape[0])
     mean, std = kid(real, fake, subsets=kid_subsets, subset_size=size, seed=seed)
-    out = {"kid": mean, "kid_std": std, "kid_subset_size": size}
+    out: dict[str, Any] = {"kid": mean, "kid_std": std, "kid_subset_size": size}
     if with_fid:
         out["fid"] = fid(real, fake)
+    if full:
+        from igm.metrics.infinity import fid_infinity
+        from igm.metrics.precision_recall import density_coverage, precision_recall
+
+        out["precision"], out["recall"] = precision_recall(real, fake, k=PR_K)
+        out["density"], out["coverage"] = density_coverage(real, fake, k=DC_K)
+        sizes = infinity_sizes_for(fake.shape[0])
+        out["fid_infinity"] = fid_infinity(real, fake, sizes=sizes, seed=seed)
+        out["fid_infinity_sizes"] = sizes
     return out
 
 

@@ -113,6 +113,7 @@ def format_protocol(p: dict[str, Any]) -> str:
     gen = p["generated"]
     rows = [("reference", _describe_reference(p["reference"])),
             ("generated", f"{gen['samples']} from {gen['source']}"
+             + (f", latents seed {gen['latents_seed']}" if gen.get("latents_seed") is not None else "")
              + (f", resized from {'×'.join(map(str, gen['shape']))} to {'×'.join(map(str, gen['resized']))}"
                 if gen.get("resized") else "")),
             ("extractor", ext["name"] + (" " + ", ".join(f"{k}={v}" for k, v in ext["params"].items()) if ext["params"] else "")),

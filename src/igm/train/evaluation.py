@@ -65,7 +65,7 @@ class ImageEvaluator:
             self._protocol = protocol.protocol(
                 reference=ref,
                 generated={"source": "the run's generator (its EMA if it has one) at fixed latents",
-                           "samples": e.samples, "seed": self.seed},
+                           "samples": e.samples, "latents_seed": self.seed},
                 extractor=self.extractor_protocol, kid_subsets=e.kid_subsets,
                 kid_subset_size=min(e.kid_subset_size, e.samples, ref["images"]), seed=0)
         return self._protocol

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from igm.metrics import inception_score, pipeline
+from igm.metrics import inception_score, is_infinity, pipeline
 from igm.metrics import protocol as P
 from igm.metrics.features import embed, resize_images
 from igm.metrics.features import get as get_extractor
@@ -24,12 +24,17 @@ __all__ = ["load_images", "check_images", "match_shape", "score", "format_table"
 RANGES = ("[-1,1]", "[0,1]")
 
 
+def _is_run(source: Path) -> bool:
+    """A run directory or a checkpoint: its images are generated at seeded latents."""
+    return source.is_dir() and ((source / "checkpoints").is_dir() or (source / "config.yaml").is_file()) or source.suffix == ".pt"
+
+
 def load_images(source: Path, n: int, seed: int, value_range: str = "[-1,1]") -> tuple[Tensor, str]:
     """Images in [−1, 1] from a run directory / checkpoint (generated), a folder of images or an
     .npy/.npz array (uint8 pixels, or floats in ``value_range``). Returns (images, description)."""
     import igm.data
 
-    if source.is_dir() and ((source / "checkpoints").is_dir() or (source / "config.yaml").is_file()) or source.suffix == ".pt":
+    if _is_run(source):
         from igm.train.sampling import load_generator, open_checkpoint
 
         opened = open_checkpoint(source)
@@ -40,7 +45,7 @@ def load_images(source: Path, n: int, seed: int, value_range: str = "[-1,1]") ->
         z = sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g)
         with torch.no_grad():
             images = torch.cat([model(zc) for zc in z.split(250)])
-        return images, f"{opened.describe()} (latents seed {seed})"
+        return images, opened.describe()
     if source.is_dir():
         data = igm.data.get("image-folder", path=str(source))
     elif source.suffix in (".npy", ".npz"):
@@ -160,28 +165,42 @@ def score(
         reference = P.reference_protocol(ds, data, data_params, count, seed=0)
         key = pipeline.reference_key(reference, ext_protocol)
         real, cached = pipeline.reference_features(ds, key, lambda x: _embed(ext, x)[0], cache)
-    scores = pipeline.score_features(real, fake, kid_subsets=subsets, kid_subset_size=subset_size, seed=seed)
-    generated = {"source": what, "samples": int(images.shape[0]), "seed": seed,
+    scores = pipeline.score_features(real, fake, kid_subsets=subsets, kid_subset_size=subset_size, seed=seed, full=True)
+    infinity_sizes = scores.pop("fid_infinity_sizes")
+    generated = {"source": what, "samples": int(images.shape[0]), "latents_seed": seed if _is_run(source) else None,
                  "shape": list(given_shape), "resized": list(ref_shape) if given_shape != tuple(ref_shape) else None}
     result: dict[str, Any] = {**scores, "reference_cached": cached}
     if probs is not None:
         is_mean, is_std = inception_score(probs, splits=min(10, probs.shape[0]))
-        result.update(inception_score=is_mean, inception_score_std=is_std)
+        result.update(inception_score=is_mean, inception_score_std=is_std,
+                      inception_score_infinity=is_infinity(probs, sizes=infinity_sizes, seed=seed))
     result["protocol"] = P.protocol(reference=reference, generated=generated, extractor=ext_protocol,
                                     kid_subsets=subsets, kid_subset_size=scores["kid_subset_size"], seed=seed)
+    result["protocol"].update(knn={"precision_recall_k": pipeline.PR_K, "density_coverage_k": pipeline.DC_K},
+                              infinity={"sizes": infinity_sizes, "fit": "score(N) = a + b/N, least squares; a reported"})
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
     """The protocol block, a blank line, then one line per score."""
+    p = result["protocol"]
+    sizes = p["infinity"]["sizes"]
+    fit = f"(fit over {len(sizes)} sizes, {sizes[0]}..{sizes[-1]})"
     rows = [("KID", f"{result['kid']:.5g} ± {result['kid_std']:.2g}  (subsets of {result['kid_subset_size']})"),
-            ("FID", f"{result['fid']:.4g}")]
+            ("FID", f"{result['fid']:.4g}"),
+            ("FID∞", f"{result['fid_infinity']:.4g}  {fit}")]
     if "inception_score" in result:
-        rows.append(("IS", f"{result['inception_score']:.4g} ± {result['inception_score_std']:.2g}"))
+        rows += [("IS", f"{result['inception_score']:.4g} ± {result['inception_score_std']:.2g}"),
+                 ("IS∞", f"{result['inception_score_infinity']:.4g}")]
+    rows += [("precision", f"{result['precision']:.4f}  (k = {p['knn']['precision_recall_k']})"),
+             ("recall", f"{result['recall']:.4f}"),
+             ("density", f"{result['density']:.4f}  (k = {p['knn']['density_coverage_k']})"),
+             ("coverage", f"{result['coverage']:.4f}")]
     width = max(len(k) for k, _ in rows)
-    cached = "  (reference features from the cache)" if result.get("reference_cached") else ""
-    return (P.format_protocol(result["protocol"]) + cached + "\n\n"
-            + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    block = P.format_protocol(p).split("\n")
+    if result.get("reference_cached"):
+        block[0] += "; features from the cache"
+    return "\n".join(block) + "\n\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
