@@ -5,6 +5,7 @@ spectral parametrisation of critics; the generator's latent codes (``sample_late
 ``igm.nn.names()`` lists them.  See ``docs/architectures.md``.
 """
 
+from igm.nn.activations import LeakyReLU, ReLU, leaky_relu, relu
 from igm.nn.autoencoder import AutoEncoderCritic, dcgan_autoencoder
 from igm.nn.convnet import ConvNetCritic
 from igm.nn.dcgan import DCGANCritic, DCGANGenerator
@@ -17,6 +18,10 @@ from igm.nn.spectral import apply_spectral, layer_spectra, spectral_parametrize
 
 __all__ = [
     "AutoEncoderCritic",
+    "LeakyReLU",
+    "ReLU",
+    "leaky_relu",
+    "relu",
     "ConvNetCritic",
     "DCGANCritic",
     "DCGANGenerator",

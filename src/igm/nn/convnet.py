@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from igm.checks import positive_int
+from igm.nn.activations import ReLU
 from igm.nn.dcgan import NORMS, _norm, dcgan_init, image_shape
 
 __all__ = ["ConvNetCritic"]
@@ -42,7 +43,7 @@ class ConvNetCritic(nn.Module):
         layers: list[nn.Module] = []
         w_in = c
         for w in widths:
-            layers += [nn.Conv2d(w_in, w, 3, stride=1, padding=1), _norm(norm, w), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(w_in, w, 3, stride=1, padding=1), _norm(norm, w), ReLU(), nn.MaxPool2d(2)]
             w_in = w
         side = size >> len(widths)  # floor halving at every pool
         layers += [nn.Flatten(), nn.Linear(w_in * side * side, out_dim)]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from igm.checks import positive_int
+from igm.nn.activations import LeakyReLU, ReLU
 
 __all__ = ["DCGANCritic", "DCGANGenerator", "NORMS", "image_shape", "num_stages", "stage_widths", "dcgan_init"]
 
@@ -98,13 +99,13 @@ class DCGANGenerator(nn.Module):
         widths = stage_widths(channels, base_channels, k, "dcgan")[::-1]  # deepest first
         self.z_dim, self.bottom = z_dim, widths[0]
         self.fc = nn.Linear(z_dim, 16 * widths[0])
-        self.fc_act = nn.Sequential(nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.fc_act = nn.Sequential(nn.BatchNorm2d(widths[0]), ReLU())
         layers: list[nn.Module] = []
         outs = (*widths[1:], c)
         for i, (w_in, w_out) in enumerate(zip(widths, outs)):
             kernel = 3 if size == 28 and i == 0 else 4
             layers.append(nn.ConvTranspose2d(w_in, w_out, kernel, stride=2, padding=1))
-            layers += [nn.BatchNorm2d(w_out), nn.ReLU()] if i < k - 1 else [nn.Tanh()]
+            layers += [nn.BatchNorm2d(w_out), ReLU()] if i < k - 1 else [nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
@@ -144,7 +145,7 @@ class DCGANCritic(nn.Module):
             layers.append(nn.Conv2d(w_in, w, kernel, stride=2, padding=1))
             if i > 0:
                 layers.append(_norm(norm, w))
-            layers.append(nn.LeakyReLU(negative_slope))
+            layers.append(LeakyReLU(negative_slope))
             w_in = w
         layers += [nn.Flatten(), nn.Linear(16 * w_in, out_dim)]
         self.net = nn.Sequential(*layers)

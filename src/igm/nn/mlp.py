@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from igm.checks import positive_int
+from igm.nn.activations import LeakyReLU, ReLU
 
 __all__ = ["ACTIVATIONS", "OUTPUT_ACTIVATIONS", "MLP", "MLPCritic", "MLPGenerator", "SigmoidImage", "make_activation",
            "check_shape"]
@@ -27,9 +28,9 @@ LEAKY_SLOPE = 0.2
 def make_activation(name: str) -> nn.Module:
     """``"relu"`` | ``"leaky_relu"`` (slope 0.2) | ``"tanh"`` as a module."""
     if name == "relu":
-        return nn.ReLU()
+        return ReLU()
     if name == "leaky_relu":
-        return nn.LeakyReLU(LEAKY_SLOPE)
+        return LeakyReLU(LEAKY_SLOPE)
     if name == "tanh":
         return nn.Tanh()
     raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")

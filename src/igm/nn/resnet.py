@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from igm.checks import positive_int
+from igm.nn.activations import relu
 from igm.nn.dcgan import image_shape, num_stages
 
 __all__ = ["ResNetCritic", "ResNetGenerator", "ResBlockDown", "ResBlockUp", "ResBlock"]
@@ -69,8 +70,8 @@ class ResBlockDown(nn.Module):
         self.shortcut = _conv(w_in, w_out, 1, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = x if self.first else F.relu(x)
-        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
+        h = x if self.first else relu(x)
+        h = F.avg_pool2d(self.conv2(relu(self.conv1(h))), 2)
         skip = self.shortcut(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.shortcut(x), 2)
         return h + skip
 
@@ -84,7 +85,7 @@ class ResBlock(nn.Module):
         self.conv2 = _conv(width, width, 3, math.sqrt(2))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        return x + self.conv2(relu(self.conv1(relu(x))))
 
 
 class ResNetGenerator(nn.Module):
@@ -121,4 +122,4 @@ class ResNetCritic(nn.Module):
         self.fc = _linear(channels, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(F.relu(self.blocks(x)).mean(dim=(2, 3)))
+        return self.fc(relu(self.blocks(x)).mean(dim=(2, 3)))

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from igm.checks import positive_int
+from igm.nn.activations import LeakyReLU
 from igm.nn.dcgan import dcgan_init, image_shape, num_stages, stage_widths
 
 __all__ = ["SNGANCritic", "SNGANGenerator"]
@@ -65,10 +66,10 @@ class SNGANCritic(nn.Module):
         layers: list[nn.Module] = []
         w_in = c
         for w in widths:
-            layers += [nn.Conv2d(w_in, w, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope)]
-            layers += [nn.Conv2d(w, w, 4, stride=2, padding=1), nn.LeakyReLU(negative_slope)]
+            layers += [nn.Conv2d(w_in, w, 3, stride=1, padding=1), LeakyReLU(negative_slope)]
+            layers += [nn.Conv2d(w, w, 4, stride=2, padding=1), LeakyReLU(negative_slope)]
             w_in = w
-        layers += [nn.Conv2d(w_in, 2 * w_in, 3, stride=1, padding=1), nn.LeakyReLU(negative_slope)]
+        layers += [nn.Conv2d(w_in, 2 * w_in, 3, stride=1, padding=1), LeakyReLU(negative_slope)]
         layers += [nn.Flatten(), nn.Linear(16 * 2 * w_in, out_dim)]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
