@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 import igm.metrics.features as FX
 from igm.data import Digits
-from igm.metrics.features.inception import _pool3x3
+import igm.metrics.features.inception as inception_module
+from igm.metrics.features.inception import BasicConv2d, _pool3x3
 
 # --------------------------------------------------------------------------- reference layout
 # Transcribed from the published port (pytorch-fid's fid_inception_v3 / torch-fidelity's
@@ -116,6 +117,48 @@ def test_inception_resizes_like_pytorch_fid(inception: FX.InceptionFID) -> None:
     big = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
     with torch.no_grad():
         torch.testing.assert_close(inception.pool3(x), inception.pool3(big))
+
+
+def _randomise_batch_norms(model: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                for t, lo, hi in ((m.weight, 0.5, 1.5), (m.bias, -0.2, 0.2), (m.running_var, 0.01, 2.0)):
+                    t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+
+
+def _plain_forward(self: BasicConv2d, x: torch.Tensor) -> torch.Tensor:
+    return F.relu(self.bn(self.conv(x)))
+
+
+def test_folded_batch_norm_equals_conv_bn_relu() -> None:
+    """The eval-mode folding against the three modules in float64: agreement to float64 rounding."""
+    torch.manual_seed(4)
+    layer = BasicConv2d(5, 7, (3, 1), stride=2, padding=(1, 0)).double().eval()
+    _randomise_batch_norms(layer, 5)
+    x = torch.randn(3, 5, 11, 9, dtype=torch.float64)
+    with torch.no_grad():
+        ref = _plain_forward(layer, x)
+        torch.testing.assert_close(layer(x), ref, rtol=0, atol=64 * torch.finfo(torch.float64).eps * float(ref.abs().max()))
+        layer.train()  # training mode: batch statistics, no folding
+        torch.testing.assert_close(layer(x), _plain_forward(layer, x), rtol=0, atol=0)
+
+
+def test_inception_fast_path_matches_plain_nchw_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels-last layout and folded batch norms change the pool3 features by float32 rounding only."""
+    torch.manual_seed(6)
+    model = FX.InceptionFID(pretrained=False)
+    _randomise_batch_norms(model, 7)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    with torch.no_grad():
+        fast = model.pool3(x)
+        monkeypatch.setattr(BasicConv2d, "forward", _plain_forward)
+        monkeypatch.setattr(inception_module, "_fast_layout", lambda t: t)
+        ref = model.pool3(x)
+    assert float(ref.abs().max()) > 0.1  # features not vanishing: the comparison means something
+    torch.testing.assert_close(fast, ref, rtol=0, atol=128 * torch.finfo(torch.float32).eps * float(ref.abs().max()))
 
 
 def test_tf_pools(inception: FX.InceptionFID) -> None:

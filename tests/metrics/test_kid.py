@@ -71,6 +71,63 @@ def test_float32_features_close_to_float64_reference(features) -> None:
     np.testing.assert_allclose(values.numpy(), ref, rtol=1e-3)
 
 
+@pytest.mark.parametrize("method", ["gram", "subsets"])
+def test_float32_paths_within_rounding_bound_of_float64_brute_force(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float32 features (oneDNN's matmul on the CPU where present) against the NumPy loop in float64 on
+    the same rounded values. Subset size 45 with 7-column blocks: full, partial and A/B-boundary blocks.
+    Bound: positive features give |Δ(aᵀb)| ≤ γ_d·aᵀb (γ_d = d·eps/(1 − d·eps)), so each kernel value is
+    off by at most 3·k·γ_d plus a few eps·k for the +1 and the cube, and the estimator by 4× that."""
+    kid_module = sys.modules["igm.metrics.kid"]
+    monkeypatch.setattr(kid_module, "_SUBSET_COLS", 7)
+    monkeypatch.setattr(kid_module, "_BLOCK_BYTES", 1)  # gram path: 64-row blocks
+    g = torch.Generator().manual_seed(9)
+    d, eps = 96, torch.finfo(torch.float32).eps
+    fa = torch.rand(150, d, generator=g) * 2.0
+    fb = torch.rand(170, d, generator=g) * 2.0 + 0.1
+    idx_a, idx_b = kid_subset_indices(150, 170, subsets=4, subset_size=45, seed=2)
+    ref = reference_kid(fa.double().numpy(), fb.double().numpy(), idx_a.numpy(), idx_b.numpy())
+    got = kid_from_indices(fa, fb, idx_a, idx_b, method=method).numpy()
+    g_over_d = max(float((fa @ fa.T).max()), float((fb @ fb.T).max()), float((fa @ fb.T).max())) / d
+    k_max, gamma = (g_over_d + 1.0) ** 3, d * eps / (1 - d * eps)
+    bound = 4.0 * (3.0 * k_max * gamma + 8.0 * eps * k_max)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=bound)
+    assert bound < 0.01 * np.abs(ref).max()  # tight enough that a miscounted block would fail
+
+
+def test_dots_route_and_fallbacks() -> None:
+    kid_module = sys.modules["igm.metrics.kid"]
+    g = torch.Generator().manual_seed(10)
+    x, y = torch.rand(37, 300, generator=g), torch.rand(23, 300, generator=g)
+    exact = x.double() @ y.double().T
+    for plus_one in (False, True):
+        got = kid_module._dots(x, y, plus_one)
+        assert got.dtype == torch.float32 and got.shape == (37, 23)
+        bound = 300 * torch.finfo(torch.float32).eps * float(exact.max()) + 2 * torch.finfo(torch.float32).eps * 400
+        torch.testing.assert_close(got.double(), exact + float(plus_one), rtol=0, atol=bound)
+    assert kid_module._onednn_ok(x) == torch.backends.mkldnn.is_available()
+    assert not kid_module._onednn_ok(x.double())
+    torch.testing.assert_close(kid_module._dots(x.double(), y.double(), True), exact + 1.0, rtol=1e-15, atol=0)
+    switch = getattr(torch.backends.mkldnn, "matmul", None)
+    if switch is not None:  # a reduced-precision oneDNN matmul switched on: not used
+        before = switch.fp32_precision
+        try:
+            switch.fp32_precision = "bf16"
+            assert not kid_module._onednn_ok(x)
+        finally:
+            switch.fp32_precision = before
+
+
+def test_finiteness_check_survives_an_overflowing_sum() -> None:
+    kid_module = sys.modules["igm.metrics.kid"]
+    big = torch.full((4, 3), 3e38)  # finite entries whose float32 sum overflows to inf
+    assert kid_module._all_finite(big)
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        x = big.clone()
+        x[2, 1] = bad
+        assert not kid_module._all_finite(x)
+        assert not kid_module._all_finite(torch.where(torch.isfinite(x), 1.0, x))
+
+
 def test_subset_indices_are_draws_without_replacement() -> None:
     idx_a, idx_b = kid_subset_indices(50, 30, subsets=20, subset_size=30, seed=1)
     assert idx_a.shape == idx_b.shape == (20, 30)

@@ -11,13 +11,18 @@ Two exact evaluation orders, picked by cost (``method="auto"``):
   each subset's sums are ``w_sᵀ K w_s`` with w_s its 0/1 membership vector, so all subsets at once
   cost one (S × u) @ (u × block) matmul per block: vectorised over subsets. Cheapest when
   2·S·m² ≳ n² (n ≲ 14 000 for 100 × 1000 subsets).
-- ``"subsets"``: one subset at a time, for large sets (n = 50 000 with 100 × 1000 subsets).
+- ``"subsets"``: one subset at a time, for large sets (n = 50 000 with 100 × 1000 subsets). The
+  subset's rows of both sets are gathered into one (2m × d) matrix Z = [A; B], and the upper
+  triangle of Z Zᵀ, which holds exactly the pairs the estimator needs (within A, within B, and A × B),
+  is computed in column blocks: 2m² + O(m·block) dot products per subset, where three full m × m
+  Gram matrices would take 3m².
 
-Both compute only the blocks on or above the diagonal of the symmetric K_aa and K_bb: half the
-products of the three full m×m Gram matrices per subset that the reference code computes.
+Both compute only the blocks on or above the diagonal of the symmetric K_aa and K_bb.
 
 The dot products run in the input's dtype (float32 inputs: float32 matmul, as torch-fidelity's NumPy
-code does); the kernel values and every sum are float64.
+code does); the kernel values and every sum are float64. On the CPU, float32 products go through
+oneDNN's matmul where PyTorch has it (AVX-512 kernels: about twice the throughput of PyTorch's MKL
+``mm`` on the AMD CPU of ``benchmarks/RESULTS.md``); elsewhere, and for float64, ``x @ y.T``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import Tensor
 __all__ = ["kid", "kid_subset_indices", "kid_from_indices"]
 
 _BLOCK_BYTES = 256 * 2**20  # memory bound for one block of kernel values / gathered subsets
+_SUBSET_COLS = 250  # column block of the subsets path (measured at m = 1000: 125-500 alike, 100 slower)
 
 
 def kid_subset_indices(n_a: int, n_b: int, subsets: int, subset_size: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -44,6 +50,25 @@ def kid_subset_indices(n_a: int, n_b: int, subsets: int, subset_size: int, seed:
     idx_a = torch.stack([torch.randperm(n_a, generator=g)[:subset_size] for _ in range(subsets)])
     idx_b = torch.stack([torch.randperm(n_b, generator=g)[:subset_size] for _ in range(subsets)])
     return idx_a, idx_b
+
+
+def _onednn_ok(x: Tensor) -> bool:
+    """Whether ``_dots`` may use oneDNN: CPU float32, and no reduced-precision oneDNN matmul switched on."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return False
+    if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return False
+    precision = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", "none")
+    return precision in ("none", "ieee")
+
+
+def _dots(x: Tensor, y: Tensor, plus_one: bool = False) -> Tensor:
+    """``x @ y.T`` (+ 1 if ``plus_one``) as a fresh tensor, through oneDNN's float32 matmul (the + 1
+    as its bias) on the CPU when :func:`_onednn_ok`."""
+    if _onednn_ok(x):
+        one = torch.ones(y.shape[0], dtype=x.dtype) if plus_one else None
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), y.contiguous(), one, "none", [], "")
+    return (x @ y.T).add_(1.0) if plus_one else x @ y.T
 
 
 def _poly(dot: Tensor, d: int) -> Tensor:
@@ -65,7 +90,7 @@ def _weighted_sums(
     for r0 in range(0, n, rows):
         r1 = min(r0 + rows, n)
         c0 = r0 if symmetric else 0
-        part = (wx[:, r0:r1] @ _poly(fx[r0:r1] @ fy[c0:].T, d)) * wy[:, c0:]
+        part = (wx[:, r0:r1] @ _poly(_dots(fx[r0:r1], fy[c0:]), d)) * wy[:, c0:]
         out += part.sum(1) if not symmetric else part[:, : r1 - c0].sum(1) + 2.0 * part[:, r1 - c0 :].sum(1)
     return out
 
@@ -88,19 +113,45 @@ def _by_gram(fa: Tensor, fb: Tensor, idx_a: Tensor, idx_b: Tensor) -> tuple[Tens
     return _weighted_sums(xa, wa), _weighted_sums(xb, wb), _weighted_sums(xa, wa, xb, wb), diag_a, diag_b
 
 
+def _subset_sums(z: Tensor, zd: Tensor, m: int, cols: int) -> Tensor:
+    """(Σ K_aa, Σ K_bb, Σ K_ab, Σ diag K_aa, Σ diag K_bb) of Z = [A; B] (A, B: m rows each; ``zd`` = Z/d)
+    from the upper triangle of K = k(Z, Z), in column blocks that do not straddle A and B: block
+    [c0, c1) is k(Z[:c1], Z[c0:c1]), whose rows c0:c1 are a full diagonal block and whose rows above
+    count twice, except the cross pairs (rows above m in a B block): once."""
+    out = torch.zeros(5, dtype=torch.float64, device=z.device)
+    for base in (0, m):
+        for c0 in range(base, base + m, cols):
+            c1 = min(c0 + cols, base + m)
+            k = _dots(zd[:c1], z[c0:c1], plus_one=True).double().pow_(3)
+            rows = k.sum(1)
+            own = 0 if base == 0 else 1  # which set's symmetric sum this block adds to
+            out[own] += rows[c0:].sum() + 2.0 * rows[base:c0].sum()
+            out[3 + own] += k[c0:].diagonal().sum()
+            if base:
+                out[2] += rows[:m].sum()
+    return out
+
+
 def _by_subsets(fa: Tensor, fb: Tensor, idx_a: Tensor, idx_b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """One subset at a time (memory O(m·d + block·m)); on CPU a loop of matmuls is as fast as a
-    batched (S, m, d) @ (S, d, m) product and allows the half-cost symmetric blocks."""
-    m, d = idx_a.shape[1], fa.shape[1]
-    ones = torch.ones(1, m, dtype=torch.float64, device=fa.device)
-    rows = max(64, -(-m // 4))  # 4 row blocks: the symmetric Gram matrices cost 5/8 of full ones
+    """One subset at a time into one reused (2m × d) buffer (memory O(m·d + m·block)). On the CPU a loop
+    of matmuls is as fast as a batched (S, m, d) @ (S, d, m) product and allows the half-cost blocks."""
+    m = idx_a.shape[1]
+    z = torch.empty(2 * m, fa.shape[1], dtype=fa.dtype, device=fa.device)
+    zd = torch.empty_like(z)
+    cols = int(max(16, min(_SUBSET_COLS, _BLOCK_BYTES // (12 * 2 * m))))
     out = torch.zeros(5, idx_a.shape[0], dtype=torch.float64, device=fa.device)
     for s, (ia, ib) in enumerate(zip(idx_a, idx_b)):
-        xa, xb = fa[ia], fb[ib]
-        out[0, s], out[1, s] = _weighted_sums(xa, ones, rows=rows)[0], _weighted_sums(xb, ones, rows=rows)[0]
-        out[2, s] = _weighted_sums(xa, ones, xb, ones)[0]
-        out[3, s], out[4, s] = _poly((xa * xa).sum(1), d).sum(), _poly((xb * xb).sum(1), d).sum()
+        torch.index_select(fa, 0, ia, out=z[:m])
+        torch.index_select(fb, 0, ib, out=z[m:])
+        torch.mul(z, 1.0 / fa.shape[1], out=zd)  # exact for d a power of two (2048)
+        out[:, s] = _subset_sums(z, zd, m, cols)
     return tuple(out)  # type: ignore[return-value]
+
+
+def _auto_method(idx_a: Tensor, idx_b: Tensor, d: int) -> str:
+    """The cheaper order by kernel evaluations (the symmetric blocks count half) plus the weighting."""
+    (s, m), ua, ub = idx_a.shape, torch.unique(idx_a).numel(), torch.unique(idx_b).numel()
+    return "gram" if (ua * ua / 2 + ub * ub / 2 + ua * ub) * (d + s) <= 2 * s * m * m * d else "subsets"
 
 
 def kid_from_indices(features_a: Tensor, features_b: Tensor, idx_a: Tensor, idx_b: Tensor, method: str = "auto") -> Tensor:
@@ -110,17 +161,21 @@ def kid_from_indices(features_a: Tensor, features_b: Tensor, idx_a: Tensor, idx_
     idx_a, idx_b = torch.as_tensor(idx_a).to(fa.device), torch.as_tensor(idx_b).to(fa.device)
     if idx_a.dim() != 2 or idx_a.shape != idx_b.shape:
         raise ValueError(f"index matrices must both be (subsets, m); got {tuple(idx_a.shape)} and {tuple(idx_b.shape)}")
-    s, m = idx_a.shape
+    m = idx_a.shape[1]
     if m < 2:
         raise ValueError(f"subsets need at least 2 samples; got {m}")
-    if method == "auto":  # kernel evaluations (the symmetric blocks count half) plus the weighting
-        ua, ub = torch.unique(idx_a).numel(), torch.unique(idx_b).numel()
-        d = fa.shape[1]
-        method = "gram" if (ua * ua / 2 + ub * ub / 2 + ua * ub) * (d + s) <= 2 * s * m * m * d else "subsets"
+    if method == "auto":
+        method = _auto_method(idx_a, idx_b, fa.shape[1])
     if method not in ("gram", "subsets"):
         raise ValueError(f"unknown method {method!r}; valid: 'auto', 'gram', 'subsets'")
     saa, sbb, sab, diag_a, diag_b = (_by_gram if method == "gram" else _by_subsets)(fa, fb, idx_a, idx_b)
     return (saa - diag_a + sbb - diag_b) / (m * (m - 1)) - 2.0 * sab / (m * m)
+
+
+def _all_finite(x: Tensor) -> bool:
+    """Whether every entry is finite. A sum is finite only if every term is, unless it overflows: the
+    elementwise check (several times slower on 50 000 × 2048 features) runs only then."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _check(features_a: Tensor, features_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,7 +186,7 @@ def _check(features_a: Tensor, features_b: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"feature dimensions differ: {fa.shape[1]} vs {fb.shape[1]}")
     dtype = fa.dtype if fa.dtype == torch.float64 and fb.dtype == torch.float64 else torch.float32
     fa, fb = fa.to(dtype), fb.to(device=fa.device, dtype=dtype)
-    if not (torch.isfinite(fa).all() and torch.isfinite(fb).all()):
+    if not (_all_finite(fa) and _all_finite(fb)):
         raise ValueError("features contain non-finite values (NaN or inf)")
     return fa, fb
 
