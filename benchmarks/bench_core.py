@@ -51,6 +51,7 @@ import igm
 import igm.objectives as O
 from igm import kernels
 from igm.mmd import gram_blocks, mmd2, mmd2_from_gram
+from igm.nn import LeakyReLU
 from igm.penalties import gradient_penalty, interpolates, jacobian_sqnorm
 
 BATCH = 64
@@ -97,7 +98,7 @@ class MaskLeakyReLU(nn.Module):
 
 def dcgan_critic(d: int = 1, act: Callable[[], nn.Module] | None = None) -> nn.Sequential:
     """The DCGAN discriminator for 32×32 without batch norm; (n, 3, 32, 32) → (n, d)."""
-    act = act or (lambda: nn.LeakyReLU(0.2))
+    act = act or (lambda: LeakyReLU(0.2))  # the library's (igm.nn.LeakyReLU, issue 14)
     return nn.Sequential(
         nn.Conv2d(3, 64, 4, 2, 1), act(),       # 16×16
         nn.Conv2d(64, 128, 4, 2, 1), act(),     # 8×8
