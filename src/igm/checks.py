@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "int_at_least",
     "as_features",
     "critic_features",
     "check_pair",
@@ -137,6 +138,13 @@ def positive_int(name: str, value: Any, *, optional: bool = False) -> int | None
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise _fail(name, value, "a positive integer", optional)
+    return int(value)
+
+
+def int_at_least(value: Any, what: str, low: int) -> int:
+    """``value`` as an int if it is an integer ≥ ``low`` (not a bool), else a ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+        raise ValueError(f"{what} must be an integer >= {low}; got {value!r}")
     return int(value)
 
 

@@ -18,7 +18,6 @@ its own O(1/n_a) bias is not removed. Make the reference set large.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -26,6 +25,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+
+from igm.checks import int_at_least
 
 from igm.metrics.fid import _check_features, _finish, feature_statistics, psd_factor, sqrt_trace
 from igm.metrics.inception_score import check_probs, inception_score
@@ -67,8 +68,8 @@ def infinity_sizes(n: int, points: int = POINTS, smallest: int = SMALLEST, minim
     """The default subset sizes for ``n`` generated samples: ``points`` sizes evenly spaced from
     ``smallest`` to ``n`` (rounded down, repeats removed). With n ≤ ``smallest`` they start at
     max(``minimum``, n // 5) instead, and a warning says so."""
-    points = _int(points, "points", 2)
-    smallest = _int(smallest, "smallest", minimum)
+    points = int_at_least(points, "points", 2)
+    smallest = int_at_least(smallest, "smallest", minimum)
     if n <= smallest:
         start = max(minimum, n // 5)
         warnings.warn(
@@ -83,14 +84,8 @@ def infinity_sizes(n: int, points: int = POINTS, smallest: int = SMALLEST, minim
     return sizes
 
 
-def _int(value: object, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise ValueError(f"{what} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
 def _check_sizes(sizes: Sequence[int], n: int, minimum: int) -> list[int]:
-    out = [_int(s, "each subset size", minimum) for s in sizes]
+    out = [int_at_least(s, "each subset size", minimum) for s in sizes]
     if max(out) > n:
         raise ValueError(f"subset size {max(out)} exceeds the {n} generated samples")
     if len(set(out)) < 2:
@@ -155,7 +150,7 @@ def is_infinity(
     random subsets of the ``sizes`` (each at least ``splits``), extrapolated to N → ∞ as in
     :func:`fid_infinity`. Returns a, or an :class:`InfinityFit` when ``return_fit``."""
     p = check_probs(probs)
-    splits = _int(splits, "splits", 1)
+    splits = int_at_least(splits, "splits", 1)
     return _extrapolate(
         p.shape[0], lambda idx: inception_score(p[idx.to(p.device)], splits)[0], sizes, points, smallest, seed,
         max(splits, 1), return_fit,

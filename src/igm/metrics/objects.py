@@ -22,10 +22,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from igm.checks import int_at_least
 from igm.metrics.fid import fid_from_stats
 from igm.metrics.inception_score import inception_score
 from igm.metrics.kid import kid
-from igm.metrics.precision_recall import BLOCK, _check_int, density_coverage, precision_recall
+from igm.metrics.precision_recall import BLOCK, density_coverage, precision_recall
 
 __all__ = ["FID", "KID", "InceptionScore", "PrecisionRecall", "DensityCoverage", "gather_rows"]
 
@@ -236,7 +237,7 @@ class _PairedRows:
     name = ""
 
     def __init__(self, k: int, block: int, max_samples: int | None, dtype: torch.dtype) -> None:
-        self.k, self.block = _check_int(k, "k", 1), _check_int(block, "block", 1)
+        self.k, self.block = int_at_least(k, "k", 1), int_at_least(block, "block", 1)
         self.store = _RowStore(2, max_samples, dtype)
 
     def reset(self) -> None:

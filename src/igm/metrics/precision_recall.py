@@ -26,11 +26,12 @@ plus temporaries of the same size) is held besides the features and O(N + M) per
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from igm.checks import int_at_least
 
 __all__ = ["precision_recall", "density_coverage", "knn_radii2", "BLOCK"]
 
@@ -48,19 +49,13 @@ def _as_features(x: "Tensor | np.ndarray", what: str, device: "torch.device | No
     return t
 
 
-def _check_int(value: object, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise ValueError(f"{what} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
 def _prepare(real, fake, k: int, block: int, need_fake_radii: bool) -> tuple[Tensor, Tensor, int, int]:
     r = _as_features(real, "real_features")
     f = _as_features(fake, "fake_features", r.device)
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"feature dimensions differ: real {r.shape[1]} vs fake {f.shape[1]}")
-    k = _check_int(k, "k", 1)
-    block = _check_int(block, "block", 1)
+    k = int_at_least(k, "k", 1)
+    block = int_at_least(block, "block", 1)
     if k >= r.shape[0]:
         raise ValueError(f"k={k} needs more than k real samples (each ball excludes its centre); got {r.shape[0]}")
     if need_fake_radii and k >= f.shape[0]:
@@ -94,7 +89,7 @@ def knn_radii2(x: "Tensor | np.ndarray", k: int, block: int = BLOCK) -> Tensor:
     """Squared distance from each row of ``x`` (n, d) to its k-th nearest neighbour among the other
     rows (float64, shape (n,)), computed tile by tile with a running list of the k smallest."""
     x = _as_features(x, "features")
-    k, block = _check_int(k, "k", 1), _check_int(block, "block", 1)
+    k, block = int_at_least(k, "k", 1), int_at_least(block, "block", 1)
     if k >= x.shape[0]:
         raise ValueError(f"k={k} needs more than k samples (each ball excludes its centre); got {x.shape[0]}")
     return _radii2(x - x.mean(0), k, block)
