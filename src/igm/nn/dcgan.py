@@ -87,25 +87,34 @@ def _norm(kind: str, width: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z of shape (n, z_dim) → images (n, C, size, size) in [−1, 1] (GRAM table 5)."""
+    """z of shape (n, z_dim) → images (n, C, size, size) in [−1, 1] (GRAM table 5).
+
+    ``norm`` follows the input layer and every transposed conv but the last: ``"batch"`` (default,
+    the DCGAN), ``"none"`` or ``"layer"``. ``norm="none"`` with one width for every stage
+    (``channels=[w] * stages``) is the WGAN paper's "DCGAN generator without batch norm and with a
+    constant number of filters" (its figure 6).
+    """
 
     def __init__(
-        self, shape: Sequence[int], z_dim: int = 128, base_channels: int = 32, channels: Sequence[int] | None = None
+        self, shape: Sequence[int], z_dim: int = 128, base_channels: int = 32, channels: Sequence[int] | None = None,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         c, size, _ = self.shape = image_shape(shape, "dcgan")
         positive_int("z_dim", z_dim)
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
         k = num_stages(size, "dcgan", allow_28=True)
         widths = stage_widths(channels, base_channels, k, "dcgan")[::-1]  # deepest first
         self.z_dim, self.bottom = z_dim, widths[0]
         self.fc = nn.Linear(z_dim, 16 * widths[0])
-        self.fc_act = nn.Sequential(nn.BatchNorm2d(widths[0]), ReLU())
+        self.fc_act = nn.Sequential(_norm(norm, widths[0]), ReLU())
         layers: list[nn.Module] = []
         outs = (*widths[1:], c)
         for i, (w_in, w_out) in enumerate(zip(widths, outs)):
             kernel = 3 if size == 28 and i == 0 else 4
             layers.append(nn.ConvTranspose2d(w_in, w_out, kernel, stride=2, padding=1))
-            layers += [nn.BatchNorm2d(w_out), ReLU()] if i < k - 1 else [nn.Tanh()]
+            layers += [_norm(norm, w_out), ReLU()] if i < k - 1 else [nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
