@@ -826,3 +826,31 @@ def test_no_out_dir_writes_nothing(tiny, tmp_path, monkeypatch):
     assert summary["step"] == 2
     assert list(tmp_path.iterdir()) == []
     assert run.save("last") is None
+
+
+def test_update_cosine_is_one_for_sgd_and_matches_a_direct_computation_for_adam(tiny):
+    from igm.train.step import _optimizer_step, train_step
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(7, 3))
+    b = torch.nn.Parameter(torch.randn(3))
+    unused = torch.nn.Parameter(torch.randn(2))  # no gradient: left out
+    for opt_cls, kwargs in ((torch.optim.SGD, {"lr": 0.1}), (torch.optim.Adam, {"lr": 0.01, "betas": (0.5, 0.9)})):
+        opt = opt_cls([w, b, unused], **kwargs)
+        for _ in range(3):  # Adam's update turns away from −g once its moments build up
+            opt.zero_grad(set_to_none=True)
+            loss = ((torch.randn(5, 7) @ w + b) ** 2).sum()
+            loss.backward()
+            g = torch.cat([w.grad.flatten(), b.grad.flatten()]).clone()
+            before = torch.cat([w.detach().flatten(), b.detach().flatten()]).clone()
+            cos = _optimizer_step(opt, [w, b, unused], None, cosine=True)
+            step = torch.cat([w.detach().flatten(), b.detach().flatten()]) - before
+            expected = float(torch.nn.functional.cosine_similarity(step, -g, dim=0))
+            assert float(cos) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        if opt_cls is torch.optim.SGD:
+            assert float(cos) == pytest.approx(1.0, abs=1e-6)
+    run = tiny("ring-wgan", "train.update_cosine=true", steps=2)
+    stats = train_step(run)
+    assert -1 <= float(stats["critic/update_cosine"]) <= 1 and -1 <= float(stats["generator/update_cosine"]) <= 1
+    off = tiny("ring-wgan", steps=2)
+    assert "critic/update_cosine" not in train_step(off)

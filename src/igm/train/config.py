@@ -93,6 +93,7 @@ class TrainConfig:
     compile: bool | str = "off"  # "off" | "on" | "generator": torch.compile (never a double-backward critic)
     cudnn_benchmark: bool | str = "auto"  # "auto" | "on" | "off": cuDNN autotuning (auto: on for CUDA)
     log_every: int = 50
+    update_cosine: bool = False  # log cos(optimiser update, −gradient) per network (the WGAN paper's Adam diagnostic, §4.2)
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3  # step checkpoints kept (plus best.pt); --resume falls back to the older ones

@@ -123,10 +123,29 @@ def _clip_per_tensor(params: list[Tensor], max_norm: float) -> None:
         torch._foreach_mul_(grads, factors)
 
 
-def _optimizer_step(opt: torch.optim.Optimizer, params: list[Tensor], clip: float | None) -> None:
+def _optimizer_step(opt: torch.optim.Optimizer, params: list[Tensor], clip: float | None,
+                    cosine: bool = False) -> Tensor | None:
+    """Clip (per tensor), then step. With ``cosine``: cos(Δθ, −g), the angle between the update the
+    optimiser made and the steepest descent direction of the (clipped) gradient; 1 for plain SGD. The
+    WGAN paper (§4.2) saw it turn negative for Adam on an unstable critic. Parameters without a
+    gradient are left out. None when nothing moved or had a gradient."""
     if clip is not None:
         _clip_per_tensor(params, clip)
+    if not cosine:
+        opt.step()
+        return None
+    live = [p for p in params if p.grad is not None]
+    if not live:
+        opt.step()
+        return None
+    before = [p.detach().clone() for p in live]
+    grads = [p.grad.detach().clone() for p in live]
     opt.step()
+    with torch.no_grad():
+        dot = sum((g * (b - p)).sum() for g, b, p in zip(grads, before, live))  # (−g)·Δθ
+        step2 = sum(((p - b) ** 2).sum() for b, p in zip(before, live))
+        grad2 = sum((g ** 2).sum() for g in grads)
+        return dot / (step2.sqrt() * grad2.sqrt()).clamp_min(torch.finfo(torch.float32).tiny)
 
 
 def _n_critic(cfg: Any, step: int) -> int:
@@ -148,6 +167,7 @@ def _prefixed(role: str, stats: dict[str, Tensor]) -> dict[str, Tensor]:
 def alternating_step(run: Any, g: Any, c: Any, sync: Any) -> dict[str, Tensor]:
     """Critic steps, then one generator step; returns detached stats."""
     obj, clip, bs = run.objective, run.config.optim.grad_clip, run.config.train.batch_size
+    cosine, c_cos = run.config.train.update_cosine, None
     stats: dict[str, Tensor] = {}
     if obj.uses_critic:
         c_params = _trainable(c)
@@ -159,17 +179,21 @@ def alternating_step(run: Any, g: Any, c: Any, sync: Any) -> dict[str, Tensor]:
             run.opt_c.zero_grad(set_to_none=True)
             c_loss.backward()
             sync.critic_grads(c_params, c_loss, run.step)  # the critic is never DDP-wrapped (double backward)
-            _optimizer_step(run.opt_c, c_params, clip)
+            c_cos = _optimizer_step(run.opt_c, c_params, clip, cosine)
             obj.after_critic_step(c, c_stats)
         stats.update(_prefixed("critic", c_stats), critic_loss=c_loss.detach())
+        if c_cos is not None:
+            stats["critic/update_cosine"] = c_cos  # of the step's last critic update
     g_params = _trainable(g)
     g_loss, g_stats = sync.losses(obj.generator_loss, c, _real(run, bs), g(_sample_z(run, bs)))
     sync.check(g_loss, "generator", run.step)
     run.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()  # under DDP the generator's gradients are averaged here
     sync.generator_grads(g_params, g_loss, run.step)
-    _optimizer_step(run.opt_g, g_params, clip)
+    g_cos = _optimizer_step(run.opt_g, g_params, clip, cosine)
     stats.update(_prefixed("generator", g_stats), generator_loss=g_loss.detach())
+    if g_cos is not None:
+        stats["generator/update_cosine"] = g_cos
     return stats
 
 
