@@ -37,6 +37,7 @@ _MODULES = (
     "igm.analysis.critic_spectrum",
     "igm.analysis.comparison",
     "igm.analysis.mnist_figures",
+    "igm.analysis.wgan_optimizers",
     "igm.analysis.wgan_figures",
     "igm.analysis.wgan_critics",
 )
