@@ -36,7 +36,7 @@ def test_quick_figure_runs_both_optimisers(tmp_path):
         runs = saved["runs"][name]
         assert [r["seed"] for r in runs] == [0, 1]
         assert all(r["cosine"] and all(-1 - 1e-6 <= c <= 1 + 1e-6 for _, c in r["cosine"]) for r in runs)
-        assert all(r["em"] for r in runs)
+        assert all(len(r["cosine"]) == 4 and len(r["em"]) == 4 for r in runs)  # one per generator step
         s = saved["optimizers"][name]
         cos = [c for r in runs for _, c in r["cosine"]]
         assert s["cosine_mean"] == pytest.approx(sum(cos) / len(cos))

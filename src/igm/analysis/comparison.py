@@ -48,6 +48,7 @@ class ComparisonOptions:
     overrides: tuple[str, ...] = ()  # config overrides applied to every preset (the same for all)
     threads: int = 1  # torch CPU threads per run
     progress: bool = False  # per-run progress bars
+    log_every: int = 50  # training statistics every N steps (capped by steps)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _config(preset: str, seed: int, opts: ComparisonOptions):
         *opts.overrides, f"train.steps={steps}", f"train.seed={seed}", f"train.threads={opts.threads}",
         f"train.progress={str(opts.progress).lower()}", f"eval.every={every}",
         f"eval.samples={opts.eval_samples}", f"train.sample_every={steps}",
-        f"train.checkpoint_every={max(1, min(steps, 100))}", f"train.log_every={max(1, min(steps, 50))}",
+        f"train.checkpoint_every={max(1, min(steps, 100))}", f"train.log_every={max(1, min(steps, opts.log_every))}",
     ]
     return apply_overrides(presets.get(preset), overrides)
 
