@@ -9,8 +9,8 @@ Both call the run's sync strategy (``run.sync``, chosen once by ``build_run``): 
 on one process, :class:`igm.train.distributed.DistContext` under torchrun. The strategy decides
 where a non-finite loss is recorded (as computed on one process; the mean over ranks after the
 gradient all-reduce under torchrun, so every rank agrees); :class:`FiniteGuard` checks them once per
-generator step, so training costs one host–device sync per generator step, not one per critic step and how gradients are averaged. Both
-styles prefix the objective's statistics with the pass that produced them (``critic/…`` and
+generator step, so training costs one host–device sync per generator step, not one per critic step.
+The strategy also decides how gradients are averaged. Both styles prefix the objective's statistics with the pass that produced them (``critic/…`` and
 ``generator/…``; ``joint/…`` for the one pass of a simultaneous step) and add ``critic_loss`` and
 ``generator_loss``.
 """
