@@ -39,6 +39,7 @@ _MODULES = (
     "igm.analysis.mnist_figures",
     "igm.analysis.wgan_figures",
     "igm.analysis.wgan_critics",
+    "igm.analysis.wgan_quality",
 )
 
 
