@@ -11,7 +11,7 @@ import pytest
 
 from igm.analysis import figures
 from igm.analysis.mnist_figures import spearman
-from igm.analysis.wgan_quality import WganQualityOptions, _config, loss_series, window_means
+from igm.analysis.wgan_quality import WganQualityOptions, _config, _rho, loss_series, window_means
 from igm.cli import main
 
 pytest.importorskip("mlxtend")
@@ -37,6 +37,9 @@ def test_spearman_on_hand_cases():
     tied = ([1.0, 2.0, 2.0, 5.0, 3.0], [0.3, 0.1, 0.4, 0.9, 0.2])
     assert _ranks(tied[0]) == [1.0, 2.5, 2.5, 5.0, 4.0]
     assert spearman(*tied) == pytest.approx(_brute_spearman(*tied))
+    # a constant series (a collapsed generator's KID) has no rank correlation; fewer than 3 points neither
+    assert math.isnan(_rho([(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)])) and math.isnan(_rho([(1.0, 2.0), (2.0, 1.0)]))
+    assert _rho([(1.0, 1.0), (math.nan, 9.0), (2.0, 3.0), (3.0, 2.0)]) == pytest.approx(spearman([1, 2, 3], [1, 3, 2]))
 
 
 def test_losses_from_log_records_and_window_means():
@@ -98,10 +101,14 @@ def test_quick_figure_correlations_match_a_brute_force_recomputation(tmp_path):
                   / sum(1 for t in logs if s - opts["eval_every"] < t <= s) for s in steps]
             assert r["at_eval"][name] == pytest.approx(at)
             assert r["spearman"][name] == pytest.approx(_brute_spearman(at, [kid[s] for s in steps]))
+            late = [(a, kid[s]) for s, a in zip(steps, at) if s >= opts["late_from"]]
+            assert r["spearman_late"][name] == pytest.approx(_brute_spearman(*zip(*late)))
     for key, c in payload["correlations"].items():
         kind, name = key.split("/")
         per = [r["spearman"][name] for r in payload["runs"] if r["kind"] == kind]
         assert c["per_seed"] == pytest.approx(per) and c["mean"] == pytest.approx(sum(per) / len(per))
+        late = [r["spearman_late"][name] for r in payload["runs"] if r["kind"] == kind]
+        assert c["late_per_seed"] == pytest.approx(late) and c["late_mean"] == pytest.approx(sum(late) / len(late))
     assert set(payload["correlations"]) == {"wgan/em", "gan/js", "gan/gen", "wgan-mlp/em"}
     assert payload["verdict"] in ("reproduced", "partly reproduced", "not reproduced")
     assert payload["failing"]["verdict"] in ("reproduced", "partly reproduced", "not reproduced")
