@@ -40,6 +40,7 @@ _MODULES = (
     "igm.analysis.wgan_optimizers",
     "igm.analysis.wgan_figures",
     "igm.analysis.wgan_critics",
+    "igm.analysis.wgan_quality",
 )
 
 
