@@ -42,8 +42,8 @@ from igm.analysis.comparison_plots import pyplot, save
 from igm.analysis.figures import register, write_json
 from igm.analysis.mnist_figures import spearman
 
-__all__ = ["WganQualityOptions", "LOSSES", "run_overrides", "loss_series", "window_means", "analyse_run",
-           "wgan_loss_tracks_quality"]
+__all__ = ["WganQualityOptions", "LOSSES", "run_overrides", "train_configs", "loss_series", "window_means",
+           "analyse_run", "wgan_loss_tracks_quality"]
 
 LOG2 = math.log(2.0)
 KINDS = ("wgan", "gan", "wgan-mlp")
@@ -111,23 +111,26 @@ def _config(kind: str, seed: int, opts: WganQualityOptions):
     return apply_overrides(presets.get(PRESETS[kind]), run_overrides(kind, seed, opts))
 
 
-def _train_job(kind: str, seed: int, opts: WganQualityOptions, run_dir: str) -> str:
-    """One training (in a worker process when ``jobs`` > 1)."""
+def _train_config(label: str, cfg, run_dir: str) -> str:
+    """One training (in a worker process when several run at a time)."""
     t0 = time.perf_counter()
-    train_or_read(_config(kind, seed, opts), Path(run_dir))
-    return f"{kind} seed {seed}: {time.perf_counter() - t0:.0f} s"
+    train_or_read(cfg, Path(run_dir))
+    return f"{label}: {time.perf_counter() - t0:.0f} s"
 
 
-def _train_all(jobs: list[tuple[str, int, Path]], opts: WganQualityOptions) -> None:
-    if opts.jobs == 1:
-        for kind, seed, run_dir in jobs:
-            print(_train_job(kind, seed, opts, str(run_dir)), flush=True)
+def train_configs(runs: list[tuple[str, object, Path]], jobs: int) -> None:
+    """Train (or read back, :func:`igm.analysis.comparison.train_or_read`) each ``(label, config,
+    run_dir)`` of ``runs``, ``jobs`` at a time in separate (spawned) processes, or one after another
+    in this process when ``jobs`` is 1; prints each run's label and wall time as it finishes."""
+    if jobs == 1:
+        for label, cfg, run_dir in runs:
+            print(_train_config(label, cfg, str(run_dir)), flush=True)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_job, kind, seed, opts, str(run_dir)) for kind, seed, run_dir in jobs]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_config, label, cfg, str(run_dir)) for label, cfg, run_dir in runs]
         for f in futures:
             print(f.result(), flush=True)
 
@@ -260,7 +263,7 @@ def wgan_loss_tracks_quality(opts: WganQualityOptions, out_dir: Path) -> dict:
     for kind, seed in runs:  # every config built before any training: a bad option fails at once
         _config(kind, seed, opts)
     t0 = time.perf_counter()
-    _train_all([(k, s, out_dir / "runs" / k / f"seed{s}") for k, s in runs], opts)
+    train_configs([(f"{k} seed {s}", _config(k, s, opts), out_dir / "runs" / k / f"seed{s}") for k, s in runs], opts.jobs)
     wall = time.perf_counter() - t0
     rows = [analyse_run(k, s, out_dir / "runs" / k / f"seed{s}", opts.eval_every, opts.late_from) for k, s in runs]
     correlations = {}
