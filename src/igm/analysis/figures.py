@@ -41,6 +41,7 @@ _MODULES = (
     "igm.analysis.wgan_figures",
     "igm.analysis.wgan_critics",
     "igm.analysis.wgan_quality",
+    "igm.analysis.wgan_architectures",
 )
 
 
