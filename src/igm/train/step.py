@@ -32,11 +32,6 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def finite(loss: Tensor, what: str, step: int) -> None:
-    if not bool(torch.isfinite(loss)):
-        raise NonFiniteLoss(f"non-finite {what} loss ({float(loss)}) at generator step {step}")
-
-
 class FiniteGuard:
     """The losses of one generator step, checked together: one host–device sync per generator step
     instead of one per critic step. :meth:`add` only records the (detached) loss; :meth:`flush`
