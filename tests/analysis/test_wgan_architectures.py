@@ -96,6 +96,7 @@ def test_quick_figure_aggregation_matches_a_direct_computation(tmp_path):
         "wgan-architecture-robustness.png", "wgan-architecture-robustness-samples.png"}
     assert all((out / p.rsplit("/", 1)[-1]).is_file() for p in payload["figures"])
     assert set(payload) >= {"runs", "combinations", "parts", "verdict", "verdict_rule", "summary"}
+    assert "{" not in payload["verdict_rule"] and f"at least {opts['collapse_share']:g} " in payload["verdict_rule"]
     assert [(r["objective"], r["generator"], r["seed"]) for r in payload["runs"]] == [
         (o, g, s) for s in range(opts["seeds"]) for o in OBJECTIVES for g in GENERATORS]
     for r in payload["runs"]:

@@ -3,13 +3,15 @@ architecture (seed 001, figures 5-7) on MNIST, scored by KID on the shipped MNIS
 
 Six combinations, each over ``seeds`` seeds (``OUT/runs/OBJECTIVE-GENERATOR/seedN``, read back or
 resumed by :func:`igm.analysis.comparison.train_or_read`); the critic is always the presets' DCGAN
-critic:
+critic (width 16) with batch norm after every conv but the first (``critic_norm``), the WGAN code's
+and the DCGAN paper's discriminator:
 
 - objectives: ``wgan``, the ``mnist-wgan`` preset with :mod:`igm.analysis.wgan_quality`'s WGAN
   settings (weight clipping c = 0.01, n_critic = 5, the paper's 100 critic steps for the first 25
   generator steps and every 500th, RMSProp at ``wgan_lr`` = 5e-4 for both networks: ten times the
   paper's 5e-5, at which the MNIST-net KID does not move from the untrained generator's within this
-  CPU budget); ``gan``, the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4, n_critic = 5).
+  CPU budget); ``gan``, the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4) at the DCGAN
+  recipe's one discriminator step per generator step (``gan_n_critic``).
 - generators: ``dcgan``, the presets' DCGAN generator (batch norm, widths 16, 32, 64);
   ``dcgan-nobn``, the same without batch norm and with ``constant_width`` filters at each of its 3
   stages (``norm=none``, ``channels=[W, W, W]``; W = 64 by default, the preset's widest stage);
@@ -42,7 +44,7 @@ from pathlib import Path
 from igm.analysis.comparison import kid_curve, train_seconds
 from igm.analysis.comparison_plots import pyplot, save
 from igm.analysis.figures import register, write_json
-from igm.analysis.wgan_quality import WganQualityOptions, run_overrides, train_configs
+from igm.analysis.wgan_quality import WganQualityOptions, check_critic, run_overrides, train_configs
 
 __all__ = ["ArchitectureOptions", "OBJECTIVES", "GENERATORS", "PRESETS", "combo_overrides", "class_spread", "untrained_kid",
            "aggregate", "wgan_architecture_robustness"]
@@ -56,15 +58,17 @@ MNIST_STAGES = 3  # igm.nn.dcgan.num_stages(28, ..., allow_28=True): 28×28 pass
 @dataclass
 class ArchitectureOptions:
     seeds: int = 3
-    # A WGAN MNIST run costs about 0.25 s a generator step on one thread: 18 runs of 1,000 steps,
-    # two at a time on 2 cores, take about 45 minutes with the evaluations and extra critic steps.
-    steps: int = 1000
+    # 18 runs of 2,000 steps, two at a time on 2 cores: about 45 minutes with the evaluations and
+    # the extra critic steps (the GAN runs, at one discriminator step, cost a fifth of a WGAN run)
+    steps: int = 2000
     eval_every: int = 100  # KID (and FID) every N steps
     eval_samples: int = 500
     log_every: int = 10
     snapshots: int = 2  # sample grids at this many evenly spaced steps (must divide steps)
     wgan_lr: float = 5e-4  # RMSProp, generator and critic; the paper's 5e-5 does not move KID here
     clip: float = 0.01
+    critic_norm: str = "batch"  # the papers' DCGAN discriminator (see WganQualityOptions)
+    gan_n_critic: int = 1  # the DCGAN recipe
     extra_critic_steps: int = 100  # the paper's: 100 critic steps ...
     extra_critic_until: int = 25  # ... for the first 25 generator steps ...
     extra_critic_every: int = 500  # ... and every 500th
@@ -91,6 +95,7 @@ def _check(opts: ArchitectureOptions) -> None:
         raise ValueError(f"{', '.join(ints)} must be positive")
     if opts.steps % opts.snapshots or not 0 < opts.collapse_share <= 1:
         raise ValueError("snapshots must divide steps and collapse_share be in (0, 1]")
+    check_critic(opts.critic_norm, opts.gan_n_critic)
 
 
 def combo_overrides(objective: str, generator: str, seed: int, opts: ArchitectureOptions) -> list[str]:
@@ -279,7 +284,8 @@ def wgan_architecture_robustness(opts: ArchitectureOptions, out_dir: Path) -> di
     combos = aggregate(rows, opts)
     parts, verdict = _verdict(combos)
     rule = (f"a combination 'trains' when its final MNIST-net KID is at most kid_untrained − {opts.trains_margin:g} at "
-            "every seed, kid_untrained being the same run's step-0 generator scored the same way; a run is 'collapsed' when one predicted class of the MNIST net takes at least {opts.collapse_share:g} "
+            "every seed, kid_untrained being the same run's step-0 generator scored the same way; a run is 'collapsed' "
+            f"when one predicted class of the MNIST net takes at least {opts.collapse_share:g} "
             f"of {opts.collapse_samples} samples of its final checkpoint. 'reproduced': every part holds; 'partly "
             "reproduced': WGAN trains all three generators, or the GAN fails with both the no-BN DCGAN and the MLP; "
             "otherwise 'not reproduced'")

@@ -22,6 +22,7 @@ from pathlib import Path
 from igm.analysis.comparison import ComparisonOptions, run_all
 from igm.analysis.comparison_plots import mean_curve, pyplot, save
 from igm.analysis.figures import register, write_json
+from igm.analysis.wgan_quality import check_critic
 
 __all__ = ["AdamVsRmspropOptions", "logged", "optimizer_summary", "adam_vs_rmsprop"]
 
@@ -34,6 +35,7 @@ class AdamVsRmspropOptions:
     steps: int = 600  # generator steps per run (n_critic 5)
     lr: float = 5.0e-4  # for both networks and both optimisers (the paper's RMSProp rate is 5e-5; see the doc)
     adam_betas: tuple[float, float] = (0.5, 0.999)  # the paper's β₁ = 0.5
+    critic_norm: str = "batch"  # the WGAN code's DCGAN critic: batch norm after every conv but the first
     eval_every: int = 150
     eval_samples: int = 1000
     overrides: tuple[str, ...] = ()  # for every run, e.g. network widths
@@ -110,7 +112,9 @@ def _plot(per: dict[str, list[dict]], path: Path) -> Path:
           help="seed 001 §4.2: WGAN's critic with Adam (β₁ 0.5) vs RMSProp on MNIST, update–gradient cosine")
 def adam_vs_rmsprop(opts: AdamVsRmspropOptions, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
-    base = (*opts.overrides, "train.update_cosine=true", f"optim.lr_generator={opts.lr}", f"optim.lr_critic={opts.lr}")
+    check_critic(opts.critic_norm, 1)
+    base = (*opts.overrides, f"model.critic_params.norm={opts.critic_norm}", "train.update_cosine=true",
+            f"optim.lr_generator={opts.lr}", f"optim.lr_critic={opts.lr}")
     settings = {
         "rmsprop": base + ("optim.optimizer=rmsprop",),
         "adam": base + ("optim.optimizer=adam", f"optim.betas=[{opts.adam_betas[0]}, {opts.adam_betas[1]}]"),

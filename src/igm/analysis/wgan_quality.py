@@ -7,7 +7,11 @@ Runs (``OUT/runs/KIND/seedN``, read back or resumed by :func:`igm.analysis.compa
   n_critic = 5, RMSProp) with the paper's 100 critic steps for the first 25 generator steps and
   every 500th. The learning rate is ``wgan_lr``, by default 5e-4, ten times the paper's 5e-5: at
   5e-5 the MNIST-net KID does not move from the untrained generator's within the CPU budget here.
-- ``gan``: the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4, n_critic = 5).
+- ``gan``: the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4) at the DCGAN recipe's one
+  discriminator step per generator step (``gan_n_critic``).
+
+The DCGAN runs' critic has batch norm after every conv but the first (``critic_norm``), as the WGAN
+paper's and the DCGAN paper's discriminators do; the presets' critic has none.
 - ``wgan-mlp``: the paper's failing case, WGAN with an MLP generator and an MLP critic (``mlp_hidden``
   units × ``mlp_depth`` layers, the paper's 4 × 512) at a high learning rate (``mlp_lr``).
 
@@ -64,6 +68,11 @@ class WganQualityOptions:
     snapshots: int = 4  # sample grids at this many evenly spaced steps (must divide steps)
     wgan_lr: float = 5e-4  # RMSProp, generator and critic; the paper's 5e-5 does not move KID here
     clip: float = 0.01
+    # The papers' DCGAN discriminator: batch norm after every conv but the first (the WGAN code's and
+    # the DCGAN paper's; the presets' critic has none). Without it the GAN collapses to one image on
+    # MNIST at every seed tried (docs/reproductions.md).
+    critic_norm: str = "batch"
+    gan_n_critic: int = 1  # the DCGAN recipe: one discriminator step per generator step (the presets: 5)
     extra_critic_steps: int = 100  # the paper's: 100 critic steps ...
     extra_critic_until: int = 25  # ... for the first 25 generator steps ...
     extra_critic_every: int = 500  # ... and every 500th
@@ -82,6 +91,17 @@ def _check(opts: WganQualityOptions) -> None:
         raise ValueError("seeds, steps, eval_every, log_every, snapshots, jobs and eval_samples must be positive")
     if opts.mlp_seeds < 0 or opts.eval_every % opts.log_every or opts.steps % opts.snapshots:
         raise ValueError("mlp_seeds must be non-negative, log_every must divide eval_every and snapshots steps")
+    check_critic(opts.critic_norm, opts.gan_n_critic)
+
+
+def check_critic(norm: str, gan_n_critic: int) -> None:
+    """A clear error for a critic norm the DCGAN critic does not have, or a non-positive n_critic."""
+    from igm.nn.dcgan import NORMS
+
+    if norm not in NORMS:
+        raise ValueError(f"critic_norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    if gan_n_critic < 1:
+        raise ValueError(f"gan_n_critic must be at least 1; got {gan_n_critic}")
 
 
 def run_overrides(kind: str, seed: int, opts: WganQualityOptions) -> list[str]:
@@ -90,12 +110,13 @@ def run_overrides(kind: str, seed: int, opts: WganQualityOptions) -> list[str]:
               f"train.progress={str(opts.progress).lower()}", f"train.log_every={opts.log_every}",
               f"train.sample_every={opts.steps // opts.snapshots}", f"eval.every={opts.eval_every}",
               f"eval.samples={opts.eval_samples}", f"train.checkpoint_every={max(1, min(opts.steps, 100))}"]
+    critic = [f"model.critic_params.norm={opts.critic_norm}"]
     if kind == "gan":
-        return [*opts.overrides, *common]
+        return [*opts.overrides, *critic, f"train.n_critic={opts.gan_n_critic}", *common]
     wgan = [f"objective.params.clip={opts.clip}", f"train.extra_critic_steps={opts.extra_critic_steps}",
             f"train.extra_critic_until={opts.extra_critic_until}", f"train.extra_critic_every={opts.extra_critic_every}"]
     if kind == "wgan":
-        return [*opts.overrides, *wgan, f"optim.lr_generator={opts.wgan_lr}", f"optim.lr_critic={opts.wgan_lr}", *common]
+        return [*opts.overrides, *critic, *wgan, f"optim.lr_generator={opts.wgan_lr}", f"optim.lr_critic={opts.wgan_lr}", *common]
     if kind == "wgan-mlp":
         mlp = ["model.generator=mlp", "model.critic=mlp",
                f"model.generator_params={{hidden: {opts.mlp_hidden}, depth: {opts.mlp_depth}, output_activation: tanh}}",
