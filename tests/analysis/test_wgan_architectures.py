@@ -55,8 +55,8 @@ def test_configs_have_the_intended_generators_and_objectives():
     for o in OBJECTIVES:
         for g in GENERATORS:
             cfg = _config(o, g, 1, opts)
-            assert cfg.model.critic == "dcgan" and cfg.model.critic_params == {"base_channels": 16}
-            assert cfg.train.seed == 1 and cfg.train.steps == 1000
+            assert cfg.model.critic == "dcgan" and cfg.model.critic_params == {"base_channels": 16, "norm": "batch"}
+            assert cfg.train.seed == 1 and cfg.train.steps == 2000
             _check_generator(g, _build(cfg), 64, 512, 4)
             if o == "wgan":
                 assert cfg.objective.name == "wgan" and cfg.objective.params["clip"] == 0.01
@@ -65,6 +65,7 @@ def test_configs_have_the_intended_generators_and_objectives():
                     (100, 25, 500)
             else:
                 assert cfg.objective.name == "gan" and cfg.optim.optimizer == "adam" and cfg.train.extra_critic_steps == 0
+                assert cfg.train.n_critic == 1
     assert combo_overrides("gan", "dcgan-nobn", 0, opts)[-1] == "model.generator_params.channels=[64, 64, 64]"
     with pytest.raises(ValueError, match="unknown combination"):
         combo_overrides("wgan", "resnet", 0, opts)

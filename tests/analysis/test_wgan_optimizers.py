@@ -8,7 +8,8 @@ import math
 import pytest
 
 from igm.analysis import figures
-from igm.analysis.wgan_optimizers import logged, optimizer_summary
+from igm.analysis.wgan_optimizers import PRESET, logged, optimizer_summary
+from igm.train.config import load_config
 
 
 def test_summary_by_hand():
@@ -34,6 +35,8 @@ def test_quick_figure_runs_both_optimisers(tmp_path):
     saved = json.loads((tmp_path / "wgan-adam-vs-rmsprop.json").read_text())
     for name in ("rmsprop", "adam"):
         runs = saved["runs"][name]
+        cfg = load_config(tmp_path / name / "runs" / PRESET / "seed0" / "config.yaml")  # the WGAN code's BN critic
+        assert cfg.model.critic_params["norm"] == "batch" and cfg.optim.optimizer == name
         assert [r["seed"] for r in runs] == [0, 1]
         assert all(r["cosine"] and all(-1 - 1e-6 <= c <= 1 + 1e-6 for _, c in r["cosine"]) for r in runs)
         assert all(len(r["cosine"]) == 4 and len(r["em"]) == 4 for r in runs)  # one per generator step

@@ -8,11 +8,13 @@ import json
 import math
 
 import pytest
+from torch import nn
 
 from igm.analysis import figures
 from igm.analysis.mnist_figures import spearman
 from igm.analysis.wgan_quality import WganQualityOptions, _config, _rho, loss_series, window_means
 from igm.cli import main
+from igm.train import build_run
 
 pytest.importorskip("mlxtend")
 
@@ -69,8 +71,19 @@ def test_run_configs_carry_the_papers_settings():
     assert (w.train.n_critic, w.train.extra_critic_steps, w.train.extra_critic_until, w.train.extra_critic_every) == \
         (5, 100, 25, 500)
     assert w.train.seed == 1 and w.model.generator == "dcgan"
+    assert w.model.critic_params["norm"] == "batch"
     g = _config("gan", 0, opts)
     assert g.objective.name == "gan" and g.optim.optimizer == "adam" and g.train.extra_critic_steps == 0
+    assert g.train.n_critic == 1 and g.model.critic_params["norm"] == "batch"
+    critic = build_run(g).critic  # the built discriminator has batch norm after every conv but the first
+    convs = [m for m in critic.modules() if isinstance(m, nn.Conv2d)]
+    assert len([m for m in critic.modules() if isinstance(m, nn.BatchNorm2d)]) == len(convs) - 1 >= 2
+    assert not isinstance(list(critic.modules())[list(critic.modules()).index(convs[0]) + 1], nn.BatchNorm2d)
+    plain = _config("gan", 0, WganQualityOptions(critic_norm="none", gan_n_critic=5))
+    assert plain.train.n_critic == 5 and not any(isinstance(m, nn.BatchNorm2d) for m in build_run(plain).critic.modules())
+    for bad, match in (({"critic_norm": "group"}, "critic_norm must be one of"), ({"gan_n_critic": 0}, "gan_n_critic")):
+        with pytest.raises(ValueError, match=match):
+            figures.get("wgan-loss-tracks-quality").fn(WganQualityOptions(**bad), None)
     m = _config("wgan-mlp", 0, opts)
     assert m.model.generator == m.model.critic == "mlp" and m.optim.lr_critic == 5e-3
     assert m.model.generator_params["hidden"] == 512 and m.model.critic_params["depth"] == 4

@@ -69,8 +69,9 @@ class WganQualityOptions:
     wgan_lr: float = 5e-4  # RMSProp, generator and critic; the paper's 5e-5 does not move KID here
     clip: float = 0.01
     # The papers' DCGAN discriminator: batch norm after every conv but the first (the WGAN code's and
-    # the DCGAN paper's; the presets' critic has none). Without it the GAN collapses to one image on
-    # MNIST at every seed tried (docs/reproductions.md).
+    # the DCGAN paper's; the presets' critic has none). Without it the GAN with the DCGAN generator collapsed
+    # to one class at 2 of 3 seeds (figure 4 at n_critic 5) and to one image at seed 0 with one
+    # discriminator step (docs/reproductions.md).
     critic_norm: str = "batch"
     gan_n_critic: int = 1  # the DCGAN recipe: one discriminator step per generator step (the presets: 5)
     extra_critic_steps: int = 100  # the paper's: 100 critic steps ...
