@@ -9,8 +9,8 @@ and the DCGAN paper's discriminator:
 - objectives: ``wgan``, the ``mnist-wgan`` preset with :mod:`igm.analysis.wgan_quality`'s WGAN
   settings (weight clipping c = 0.01, n_critic = 5, the paper's 100 critic steps for the first 25
   generator steps and every 500th, RMSProp at ``wgan_lr`` = 5e-4 for both networks: ten times the
-  paper's 5e-5, at which the MNIST-net KID does not move from the untrained generator's within this
-  CPU budget); ``gan``, the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4) at the DCGAN
+  paper's 5e-5, at which the DCGAN's MNIST-net KID is only 110-129 after 2,000 steps, against
+  54-63 at 5e-4); ``gan``, the ``mnist-gan`` preset (non-saturating GAN, Adam 2e-4) at the DCGAN
   recipe's one discriminator step per generator step (``gan_n_critic``).
 - generators: ``dcgan``, the presets' DCGAN generator (batch norm, widths 16, 32, 64);
   ``dcgan-nobn``, the same without batch norm and with ``constant_width`` filters at each of its 3
@@ -65,7 +65,7 @@ class ArchitectureOptions:
     eval_samples: int = 500
     log_every: int = 10
     snapshots: int = 2  # sample grids at this many evenly spaced steps (must divide steps)
-    wgan_lr: float = 5e-4  # RMSProp, generator and critic; the paper's 5e-5 does not move KID here
+    wgan_lr: float = 5e-4  # RMSProp, generator and critic; the paper's 5e-5 trains too slowly for this budget
     clip: float = 0.01
     critic_norm: str = "batch"  # the papers' DCGAN discriminator (see WganQualityOptions)
     gan_n_critic: int = 1  # the DCGAN recipe
