@@ -129,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except OutputError as err:
         raise UsageError(f"{err}; free space or fix permissions, then: igm train --resume {run_dir}") from None
     finally:
-        distributed.shutdown()  # ends the process group build_run started under torchrun
+        distributed.shutdown(run.dist)  # ends the process group build_run started under torchrun
     if not distributed.is_main():
         return 0
     evals = {k[5:]: v for k, v in summary.items() if k.startswith("eval/")}

@@ -289,3 +289,18 @@ def failure_run(rank: int, world: int, tmp: str, out: str) -> dict[str, Any]:
     inner.critic_loss, inner.generator_loss = failing_critic, failing_generator
     summary = train(run)
     return {"summary": summary, "generator": _digest(run.generator), "critic": _digest(run.critic)}
+
+
+def release_run(rank: int, world: int, tmp: str) -> dict[str, Any]:
+    """Train a tiny run for one step, then release its context: is the DDP wrapper gone while the
+    process group is still up?"""
+    import weakref
+
+    from igm.train import build_run, train
+
+    run = build_run(tiny("ring-smmd", ["train.steps=1"]), os.path.join(tmp, f"run-{rank}"))
+    train(run)
+    ddp = weakref.ref(run.dist.ddp)
+    alive_before = ddp() is not None
+    run.dist.release()
+    return {"alive_before": alive_before, "alive_after": ddp() is not None, "group_up": dist.is_initialized()}

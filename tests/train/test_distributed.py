@@ -216,6 +216,11 @@ def test_toy_eval_is_synced(tmp_path) -> None:
     assert r0["synced"] == pytest.approx(r0["single"], rel=1e-6)
 
 
+def test_release_drops_the_ddp_wrapper_before_the_group_ends(tmp_path) -> None:
+    for r in W.launch("release_run", tmp_path):
+        assert r == {"alive_before": True, "alive_after": False, "group_up": True}
+
+
 def test_rank_shards_and_seeds() -> None:
     from igm.data import get
 

@@ -155,10 +155,13 @@ def setup(cfg: RunConfig, device: torch.device) -> "DistContext | None":
                        backend=str(dist.get_backend()))
 
 
-def shutdown() -> None:
+def shutdown(ctx: "DistContext | None" = None) -> None:
     """End the process group if :func:`setup` created it (a local operation: after training no
-    collective is pending, and a rank that failed must not wait for the others)."""
+    collective is pending, and a rank that failed must not wait for the others). ``ctx``, the run's
+    context, first drops its DDP wrapper (:meth:`DistContext.release`)."""
     global _OWNED
+    if ctx is not None:
+        ctx.release()
     if _OWNED and dist.is_initialized():
         dist.destroy_process_group()
     _OWNED = False
@@ -247,6 +250,15 @@ class DistContext:
         self.reseed(run, step=0)  # the evaluators split their work over ranks by themselves (igm.metrics.pipeline)
         self.run_dir = run.out_dir
         run.dist = run.sync = self  # the step's gradient sync; only rank 0 writes (run.writes)
+
+    def release(self) -> None:
+        """Drop the DDP wrapper while the process group is still registered. Its reducer holds a
+        reference to the group; were that the last one, the group's destructor would run from the
+        reducer's, holding the GIL, and wait for a Gloo worker thread that may itself wait for the
+        GIL to free a finished collective's tensors. That deadlock hung one rank of the suite's
+        torchrun test once (PyTorch issue 56297). Released first, the group goes with
+        ``destroy_process_group``."""
+        self.ddp = None
 
     def generator_call(self, call: Any) -> Any:
         """What a training step calls for the generator: DDP around ``call`` (the generator or its
