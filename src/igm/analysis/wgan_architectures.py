@@ -44,7 +44,7 @@ from pathlib import Path
 from igm.analysis.comparison import kid_curve, train_seconds
 from igm.analysis.comparison_plots import pyplot, save
 from igm.analysis.figures import register, write_json
-from igm.analysis.wgan_quality import WganQualityOptions, check_critic, run_overrides, train_configs
+from igm.analysis.wgan_quality import WganQualityOptions, check_critic_norm, run_overrides, train_configs
 
 __all__ = ["ArchitectureOptions", "OBJECTIVES", "GENERATORS", "PRESETS", "combo_overrides", "class_spread", "untrained_kid",
            "aggregate", "wgan_architecture_robustness"]
@@ -90,12 +90,12 @@ class ArchitectureOptions:
 
 def _check(opts: ArchitectureOptions) -> None:
     ints = ("seeds", "steps", "eval_every", "eval_samples", "log_every", "snapshots", "constant_width", "mlp_hidden",
-            "mlp_depth", "collapse_samples", "jobs", "threads")
+            "mlp_depth", "collapse_samples", "jobs", "threads", "gan_n_critic")
     if min(getattr(opts, f) for f in ints) < 1:
         raise ValueError(f"{', '.join(ints)} must be positive")
     if opts.steps % opts.snapshots or not 0 < opts.collapse_share <= 1:
         raise ValueError("snapshots must divide steps and collapse_share be in (0, 1]")
-    check_critic(opts.critic_norm, opts.gan_n_critic)
+    check_critic_norm(opts.critic_norm)
 
 
 def combo_overrides(objective: str, generator: str, seed: int, opts: ArchitectureOptions) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from igm.analysis.comparison import ComparisonOptions, run_all
 from igm.analysis.comparison_plots import mean_curve, pyplot, save
 from igm.analysis.figures import register, write_json
-from igm.analysis.wgan_quality import check_critic
+from igm.analysis.wgan_quality import check_critic_norm
 
 __all__ = ["AdamVsRmspropOptions", "logged", "optimizer_summary", "adam_vs_rmsprop"]
 
@@ -112,7 +112,7 @@ def _plot(per: dict[str, list[dict]], path: Path) -> Path:
           help="seed 001 §4.2: WGAN's critic with Adam (β₁ 0.5) vs RMSProp on MNIST, update–gradient cosine")
 def adam_vs_rmsprop(opts: AdamVsRmspropOptions, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
-    check_critic(opts.critic_norm, 1)
+    check_critic_norm(opts.critic_norm)
     base = (*opts.overrides, f"model.critic_params.norm={opts.critic_norm}", "train.update_cosine=true",
             f"optim.lr_generator={opts.lr}", f"optim.lr_critic={opts.lr}")
     settings = {

@@ -88,21 +88,21 @@ class WganQualityOptions:
 
 
 def _check(opts: WganQualityOptions) -> None:
-    if min(opts.seeds, opts.steps, opts.eval_every, opts.log_every, opts.snapshots, opts.jobs, opts.eval_samples) < 1:
-        raise ValueError("seeds, steps, eval_every, log_every, snapshots, jobs and eval_samples must be positive")
+    if min(opts.seeds, opts.steps, opts.eval_every, opts.log_every, opts.snapshots, opts.jobs, opts.eval_samples,
+           opts.gan_n_critic) < 1:
+        raise ValueError("seeds, steps, eval_every, log_every, snapshots, jobs, eval_samples and gan_n_critic must be "
+                         "positive")
     if opts.mlp_seeds < 0 or opts.eval_every % opts.log_every or opts.steps % opts.snapshots:
         raise ValueError("mlp_seeds must be non-negative, log_every must divide eval_every and snapshots steps")
-    check_critic(opts.critic_norm, opts.gan_n_critic)
+    check_critic_norm(opts.critic_norm)
 
 
-def check_critic(norm: str, gan_n_critic: int) -> None:
-    """A clear error for a critic norm the DCGAN critic does not have, or a non-positive n_critic."""
+def check_critic_norm(norm: str) -> None:
+    """A clear error, before any training, for a norm the DCGAN critic does not have."""
     from igm.nn.dcgan import NORMS
 
     if norm not in NORMS:
         raise ValueError(f"critic_norm must be one of {', '.join(NORMS)}; got {norm!r}")
-    if gan_n_critic < 1:
-        raise ValueError(f"gan_n_critic must be at least 1; got {gan_n_critic}")
 
 
 def run_overrides(kind: str, seed: int, opts: WganQualityOptions) -> list[str]:

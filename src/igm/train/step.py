@@ -10,9 +10,9 @@ on one process, :class:`igm.train.distributed.DistContext` under torchrun. The s
 where a non-finite loss is recorded (as computed on one process; the mean over ranks after the
 gradient all-reduce under torchrun, so every rank agrees); :class:`FiniteGuard` checks them once per
 generator step, so training costs one host–device sync per generator step, not one per critic step.
-The strategy also decides how gradients are averaged. Both styles prefix the objective's statistics with the pass that produced them (``critic/…`` and
-``generator/…``; ``joint/…`` for the one pass of a simultaneous step) and add ``critic_loss`` and
-``generator_loss``.
+The strategy also decides how gradients are averaged. Both styles prefix the objective's statistics
+with the pass that produced them (``critic/…`` and ``generator/…``; ``joint/…`` for the one pass of a
+simultaneous step) and add ``critic_loss`` and ``generator_loss``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ def alternating_step(run: Any, g: Any, c: Any, sync: Any) -> dict[str, Tensor]:
     stats: dict[str, Tensor] = {}
     if obj.uses_critic:
         c_params = _trainable(c)
-        for _ in range(_n_critic(run.config, run.step)):
+        n = _n_critic(run.config, run.step)
+        for i in range(n):
             with torch.no_grad():
                 fake = g(_sample_z(run, bs))
             c_loss, c_stats = sync.losses(obj.critic_loss, c, _real(run, bs), fake)
@@ -174,7 +175,7 @@ def alternating_step(run: Any, g: Any, c: Any, sync: Any) -> dict[str, Tensor]:
             run.opt_c.zero_grad(set_to_none=True)
             c_loss.backward()
             sync.critic_grads(c_params, c_loss, run.step)  # the critic is never DDP-wrapped (double backward)
-            c_cos = _optimizer_step(run.opt_c, c_params, clip, cosine)
+            c_cos = _optimizer_step(run.opt_c, c_params, clip, cosine and i == n - 1)  # the last update's only
             obj.after_critic_step(c, c_stats)
         stats.update(_prefixed("critic", c_stats), critic_loss=c_loss.detach())
         if c_cos is not None:
